@@ -1,0 +1,157 @@
+"""Callbacks: sample grids, training-health checks and checkpoints. The module logs scalars;
+callbacks draw pictures and decide when a run has gone wrong."""
+
+from __future__ import annotations
+
+import logging
+import math
+from pathlib import Path
+
+import lightning as L
+import torch
+import torchvision
+from lightning.pytorch.callbacks import ModelCheckpoint
+from lightning.pytorch.loggers import TensorBoardLogger
+
+from gan_lightning.module import GANModule
+
+log = logging.getLogger(__name__)
+
+
+def sample_grid(images: torch.Tensor, nrow: int = 8) -> torch.Tensor:
+    """``(B, C, H, W)`` images in [-1, 1] -> one ``(3, H', W')`` grid in [0, 1]."""
+    return torchvision.utils.make_grid(
+        images.detach().float().cpu().clamp(-1, 1), nrow=nrow, normalize=True, value_range=(-1, 1)
+    )
+
+
+class SampleGrid(L.Callback):
+    """Each epoch: a grid of the generator's images for the module's fixed latent batch.
+
+    Logged to TensorBoard as ``samples/fixed_noise`` (step = generator step), so the progress
+    from noise to digits can be scrubbed through, and written to ``<run>/samples.png``
+    (overwritten each epoch, so it always shows the latest; the final grid at the end).
+    """
+
+    def __init__(self, out_dir: str, every_n_epochs: int = 1, nrow: int = 8,
+                 filename: str = "samples.png") -> None:
+        self.out_dir = Path(out_dir)
+        self.every_n_epochs = every_n_epochs
+        self.nrow = nrow
+        self.filename = filename
+
+    @torch.no_grad()
+    def draw(self, pl_module: GANModule) -> torch.Tensor:
+        was_training = pl_module.generator.training
+        pl_module.generator.eval()  # BatchNorm in eval mode: samples independent of the batch
+        try:
+            return sample_grid(pl_module.generator(pl_module.fixed_z), self.nrow)
+        finally:
+            pl_module.generator.train(was_training)
+
+    def on_train_epoch_end(self, trainer: L.Trainer, pl_module: GANModule) -> None:
+        if (trainer.current_epoch + 1) % self.every_n_epochs and not trainer.should_stop:
+            return
+        if pl_module.status == "diverged" or not trainer.is_global_zero:
+            return
+        grid = self.draw(pl_module)
+        for logger in trainer.loggers:
+            if isinstance(logger, TensorBoardLogger):
+                logger.experiment.add_image("samples/fixed_noise", grid, pl_module.g_step)
+        self.out_dir.mkdir(parents=True, exist_ok=True)
+        torchvision.utils.save_image(grid, self.out_dir / self.filename)
+
+
+class HealthMonitor(L.Callback):
+    """Stops runs that have collapsed or diverged, and warns when D overpowers G.
+
+    Reads only the scalars the module logs anyway (no extra host syncs), at each log point:
+
+    - **diverged**: a logged loss is NaN or inf. The run stops; its last finite checkpoint is
+      kept (``RunCheckpoint`` does not save over it).
+    - **collapsed**: D is saturated for ``patience`` consecutive log points: mean D(x) and
+      mean D(G(z)) both above ``1 - eps`` or both below ``eps`` (D answers the same for every
+      input), or a loss sits at BCE's clamp (a term of 100). The gradients vanish and the run
+      never recovers, so it stops (unless ``stop_on_collapse=false``).
+    - **d_overpowers_g** (warning only): D(x) > ``1 - eps`` and D(G(z)) < ``eps`` for
+      ``patience`` consecutive log points.
+    """
+
+    def __init__(self, patience: int = 10, eps: float = 0.01, loss_clamp: float = 100.0,
+                 stop_on_collapse: bool = True) -> None:
+        if patience < 1:
+            raise ValueError(f"patience must be >= 1, got {patience}")
+        self.patience = patience
+        self.eps = eps
+        self.loss_clamp = loss_clamp
+        self.stop_on_collapse = stop_on_collapse
+        self._seen_step = -1
+        self._saturated = 0
+        self._overpowered = 0
+        self.warnings: list[dict] = []
+
+    def on_train_batch_end(self, trainer, pl_module: GANModule, outputs, batch, batch_idx) -> None:
+        if pl_module.latest_step == self._seen_step:
+            return
+        self._seen_step = step = pl_module.latest_step
+        m = pl_module.latest
+        loss_d, loss_g = m["train/loss_d"], m["train/loss_g"]
+        d_real, d_fake = m["train/d_real"], m["train/d_fake"]
+
+        if not (math.isfinite(loss_d) and math.isfinite(loss_g)):
+            self._stop(trainer, pl_module, "diverged",
+                       f"Training diverged: a non-finite loss (loss_d={loss_d}, loss_g={loss_g}) "
+                       f"at generator step {step} (epoch {trainer.current_epoch}). The run was "
+                       f"stopped and its last finite checkpoint kept. Try a lower learning "
+                       f"rate (optimizer.lr), the stable loss (loss=ns), or full precision "
+                       f"(trainer.precision=32-true).")
+            return
+
+        if not pl_module.loss.probabilistic:
+            return
+        hi, lo = 1 - self.eps, self.eps
+        saturated = (
+            (d_real > hi and d_fake > hi)
+            or (d_real < lo and d_fake < lo)
+            or max(loss_d, loss_g) >= self.loss_clamp
+        )
+        self._saturated = self._saturated + 1 if saturated else 0
+        overpowered = d_real > hi and d_fake < lo
+        self._overpowered = self._overpowered + 1 if overpowered else 0
+
+        if self._overpowered == self.patience:
+            text = (f"D overpowers G: mean D(x)={d_real:.3f} > {hi} and mean D(G(z))={d_fake:.3f}"
+                    f" < {lo} for {self.patience} log points up to generator step {step}.")
+            self.warnings.append({"kind": "d_overpowers_g", "g_step": step, "message": text})
+            log.warning(text)
+
+        if self._saturated >= self.patience and pl_module.status is None:
+            text = (
+                f"Training collapsed: the discriminator is saturated (mean D(x)={d_real:.3f}, "
+                f"mean D(G(z))={d_fake:.3f}, loss_d={loss_d:.2f}, loss_g={loss_g:.2f}) for "
+                f"{self.patience} consecutive log points, up to generator step {step} (epoch "
+                f"{trainer.current_epoch}). D gives the same answer for every input and, with "
+                f"BCE's log clamped, the gradients of both networks vanish: the run will not "
+                f"recover. This is what the source report's SGD lr 0.3 does. Try a lower "
+                f"learning rate (e.g. optimizer.lr=0.1 with SGD), optimizer=adam, or loss=ns."
+            )
+            if self.stop_on_collapse:
+                self._stop(trainer, pl_module, "collapsed", text)
+            elif not any(w["kind"] == "collapsed" for w in self.warnings):
+                self.warnings.append({"kind": "collapsed", "g_step": step, "message": text})
+                log.warning(text + " (stop_on_collapse=false: training on)")
+
+    def _stop(self, trainer: L.Trainer, pl_module: GANModule, status: str, text: str) -> None:
+        pl_module.status, pl_module.status_message = status, text
+        self.warnings.append({"kind": status, "g_step": pl_module.latest_step, "message": text})
+        log.warning(text)
+        trainer.should_stop = True
+
+
+class RunCheckpoint(ModelCheckpoint):
+    """``last.ckpt`` in the run folder, never overwritten by the weights of a diverged run."""
+
+    def _save_checkpoint(self, trainer: L.Trainer, filepath: str) -> None:
+        if getattr(trainer.lightning_module, "status", None) == "diverged":
+            return
+        super()._save_checkpoint(trainer, filepath)

@@ -1,0 +1,92 @@
+"""GAN losses. Discriminators emit logits; each loss owns the step from logits to its objective.
+
+Every loss has ``d_loss(real_logits, fake_logits)`` and ``g_loss(fake_logits)``, and
+``prob(logits)``, the discriminator's belief that an input is real, which the module logs as
+``train/d_real`` / ``train/d_fake`` and the health monitor reads.
+"""
+
+import torch
+import torch.nn.functional as F
+
+
+class GANLoss:
+    """Base: the discriminator's output read as a probability through a sigmoid."""
+
+    #: whether ``prob`` is a probability (False for critics, whose scores are unbounded)
+    probabilistic = True
+
+    def prob(self, logits: torch.Tensor) -> torch.Tensor:
+        return torch.sigmoid(logits)
+
+    def d_loss(self, real_logits: torch.Tensor, fake_logits: torch.Tensor) -> torch.Tensor:
+        raise NotImplementedError
+
+    def g_loss(self, fake_logits: torch.Tensor) -> torch.Tensor:
+        raise NotImplementedError
+
+
+class ReportBCELoss(GANLoss):
+    """The source report's loss, numerics included: ``Sigmoid`` then ``nn.BCELoss``.
+
+    D loss is the *sum* ``BCE(D(x), 1) + BCE(D(G(z)), 0)``; G loss is ``BCE(D(G(z')), 1)``.
+    The sigmoid is applied before the log on purpose: like the report's ``nn.BCELoss`` it
+    saturates to exactly 0 or 1, where BCE clamps ``log`` at -100, so a saturated term reads
+    100 and its gradient vanishes. That is how the report's SGD lr 0.3 set-up collapses, and
+    this loss reproduces it rather than hiding it (``loss=ns`` is the stable alternative).
+    """
+
+    #: the value a saturated BCE term takes (torch clamps log at -100)
+    clamp = 100.0
+
+    def __init__(self, real_label: float = 1.0, fake_label: float = 0.0) -> None:
+        self.real_label = real_label
+        self.fake_label = fake_label
+
+    def d_loss(self, real_logits: torch.Tensor, fake_logits: torch.Tensor) -> torch.Tensor:
+        p_real, p_fake = torch.sigmoid(real_logits), torch.sigmoid(fake_logits)
+        return F.binary_cross_entropy(
+            p_real, torch.full_like(p_real, self.real_label)
+        ) + F.binary_cross_entropy(p_fake, torch.full_like(p_fake, self.fake_label))
+
+    def g_loss(self, fake_logits: torch.Tensor) -> torch.Tensor:
+        p_fake = torch.sigmoid(fake_logits)
+        return F.binary_cross_entropy(p_fake, torch.full_like(p_fake, self.real_label))
+
+
+class NonSaturatingLoss(GANLoss):
+    """Goodfellow et al.'s non-saturating GAN loss on logits (numerically stable).
+
+    D loss is the *mean* of the real and fake BCE terms (as in the PyTorch and d2l tutorials);
+    G maximises ``log D(G(z))``. ``real_label``/``fake_label`` < 1 / > 0 give label smoothing
+    (the Keras DCGAN tutorial uses 0.9 / 0.1, and trains G toward ``real_label`` too).
+    """
+
+    def __init__(self, real_label: float = 1.0, fake_label: float = 0.0) -> None:
+        self.real_label = real_label
+        self.fake_label = fake_label
+
+    def d_loss(self, real_logits: torch.Tensor, fake_logits: torch.Tensor) -> torch.Tensor:
+        loss_real = F.binary_cross_entropy_with_logits(
+            real_logits, torch.full_like(real_logits, self.real_label)
+        )
+        loss_fake = F.binary_cross_entropy_with_logits(
+            fake_logits, torch.full_like(fake_logits, self.fake_label)
+        )
+        return (loss_real + loss_fake) / 2
+
+    def g_loss(self, fake_logits: torch.Tensor) -> torch.Tensor:
+        return F.binary_cross_entropy_with_logits(
+            fake_logits, torch.full_like(fake_logits, self.real_label)
+        )
+
+
+class MinimaxLoss(NonSaturatingLoss):
+    """The original (saturating) minimax game: G *minimises* ``log(1 - D(G(z)))``.
+
+    Its generator gradient vanishes while D confidently rejects fakes, which is why the
+    non-saturating form is used in practice; kept for completeness and ablations.
+    """
+
+    def g_loss(self, fake_logits: torch.Tensor) -> torch.Tensor:
+        # log(1 - sigmoid(l)) = -softplus(l)
+        return -F.softplus(fake_logits).mean()

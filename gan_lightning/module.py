@@ -1,0 +1,151 @@
+"""``GANModule``: the alternating discriminator / generator updates.
+
+What "a step" means here: Lightning's ``global_step`` counts every optimizer step, so one
+batch with a D and a G update advances it by 2 (Lightning issue #17958). This project counts
+**generator steps** (``g_step``): each batch updates D once; every ``n_critic``-th batch also
+updates G once. ``g_step`` is the x-axis of every scalar the module logs, is logged as
+``train/g_step`` and saved in checkpoints. ``max_g_steps`` in the config (``train.py``)
+translates to Lightning's ``trainer.max_steps = max_g_steps * (n_critic + 1)``.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import Any
+
+import lightning as L
+import torch
+from torch import nn
+
+from gan_lightning.losses import GANLoss
+
+OptimizerFactory = Callable[..., torch.optim.Optimizer]
+
+
+class GANModule(L.LightningModule):
+    """A GAN trained with manual optimization: D on every batch, G on every ``n_critic``-th.
+
+    Args:
+        generator: maps ``(B, z_dim)`` latents to images.
+        discriminator: maps images to logits ``(B, 1)``.
+        loss: a ``GANLoss`` with ``d_loss``, ``g_loss`` and ``prob``.
+        optimizer_g: partial optimizer (``params -> Optimizer``) for G.
+        optimizer_d: partial optimizer for D.
+        z_dim: latent size.
+        n_critic: D updates per G update.
+        num_fixed: size of the fixed latent batch the sample grids are drawn from.
+        seed: seeds the fixed latent batch, so every run of a seed shows the same latents.
+        log_every_n_steps: scalars are logged every this many generator steps (``None``: the
+            trainer's ``log_every_n_steps``). Logging every step measured ~25% slower.
+    """
+
+    def __init__(
+        self,
+        generator: nn.Module,
+        discriminator: nn.Module,
+        loss: GANLoss,
+        optimizer_g: OptimizerFactory,
+        optimizer_d: OptimizerFactory,
+        z_dim: int,
+        n_critic: int = 1,
+        num_fixed: int = 64,
+        seed: int = 0,
+        log_every_n_steps: int | None = None,
+    ) -> None:
+        super().__init__()
+        if z_dim < 1:
+            raise ValueError(f"z_dim must be >= 1, got {z_dim}")
+        if n_critic < 1:
+            raise ValueError(f"n_critic must be >= 1, got {n_critic}")
+        self.automatic_optimization = False
+        self.generator = generator
+        self.discriminator = discriminator
+        self.loss = loss
+        self.optimizer_g = optimizer_g
+        self.optimizer_d = optimizer_d
+        self.z_dim = z_dim
+        self.n_critic = n_critic
+        self._log_every = log_every_n_steps
+        # A buffer, so it moves with the module and is saved in checkpoints.
+        fixed_z = torch.randn(num_fixed, z_dim, generator=torch.Generator().manual_seed(seed))
+        self.register_buffer("fixed_z", fixed_z)
+        self.g_step = 0
+        #: the scalars of the latest log point (Python floats) and the g_step they belong to
+        self.latest: dict[str, float] = {}
+        self.latest_step = -1
+        #: set by callbacks that end a run early (``collapsed``, ``diverged``), with a message
+        self.status: str | None = None
+        self.status_message = ""
+
+    # -- pieces -------------------------------------------------------------------------
+    def sample_z(self, n: int) -> torch.Tensor:
+        return torch.randn(n, self.z_dim, device=self.device)
+
+    def forward(self, z: torch.Tensor) -> torch.Tensor:
+        return self.generator(z)
+
+    @property
+    def log_every(self) -> int:
+        return self._log_every or self.trainer.log_every_n_steps
+
+    def configure_optimizers(self) -> tuple[torch.optim.Optimizer, torch.optim.Optimizer]:
+        # Order matters: training_step unpacks (opt_d, opt_g).
+        return (
+            self.optimizer_d(self.discriminator.parameters()),
+            self.optimizer_g(self.generator.parameters()),
+        )
+
+    # -- training -----------------------------------------------------------------------
+    def training_step(self, batch: tuple[torch.Tensor, torch.Tensor], batch_idx: int) -> None:
+        real, _ = batch
+        opt_d, opt_g = self.optimizers()
+
+        # Discriminator: real -> 1, fake -> 0. G's forward needs no graph for this update.
+        with torch.no_grad():
+            fake = self.generator(self.sample_z(len(real)))
+        with self.toggled_optimizer(opt_d):
+            d_real, d_fake = self.discriminator(real), self.discriminator(fake)
+            loss_d = self.loss.d_loss(d_real, d_fake)
+            opt_d.zero_grad(set_to_none=True)
+            self.manual_backward(loss_d)
+            opt_d.step()
+
+        if (batch_idx + 1) % self.n_critic:
+            return
+
+        # Generator: fresh noise, scored by the discriminator just updated, target 1.
+        with self.toggled_optimizer(opt_g):
+            loss_g = self.loss.g_loss(self.discriminator(self.generator(self.sample_z(len(real)))))
+            opt_g.zero_grad(set_to_none=True)
+            self.manual_backward(loss_g)
+            opt_g.step()
+        self.g_step += 1
+
+        if self.g_step % self.log_every == 0:
+            # note: .item() is a host sync; paid once per log point, never on other steps.
+            self.log_scalars(
+                {
+                    "train/loss_d": loss_d.item(),
+                    "train/loss_g": loss_g.item(),
+                    "train/d_real": self.loss.prob(d_real).mean().item(),
+                    "train/d_fake": self.loss.prob(d_fake).mean().item(),
+                }
+            )
+
+    def log_scalars(self, metrics: dict[str, float]) -> None:
+        """Log scalars against the generator step to every logger, and to the progress bar."""
+        metrics = {**metrics, "train/g_step": self.g_step, "train/epoch": self.current_epoch}
+        for logger in self.loggers:
+            logger.log_metrics(metrics, step=self.g_step)
+        self.latest.update(metrics)
+        self.latest_step = self.g_step
+        for key in ("train/loss_d", "train/loss_g"):
+            if key in metrics:
+                self.log(key.split("/")[1], metrics[key], prog_bar=True, logger=False)
+
+    # -- checkpoints --------------------------------------------------------------------
+    def on_save_checkpoint(self, checkpoint: dict[str, Any]) -> None:
+        checkpoint["g_step"] = self.g_step
+
+    def on_load_checkpoint(self, checkpoint: dict[str, Any]) -> None:
+        self.g_step = int(checkpoint.get("g_step", 0))

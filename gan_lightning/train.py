@@ -1,0 +1,140 @@
+"""compose -> instantiate -> fit -> ``metrics.json``. ``train.py`` at the top level calls ``run``."""
+
+from __future__ import annotations
+
+import json
+import logging
+import math
+import time
+import traceback
+from pathlib import Path
+from typing import Any
+
+import lightning as L
+import torch
+from hydra.core.hydra_config import HydraConfig
+from hydra.types import RunMode
+from hydra.utils import instantiate
+from omegaconf import DictConfig, OmegaConf
+
+from gan_lightning.callbacks import HealthMonitor
+from gan_lightning.module import GANModule
+from gan_lightning.utils import print_config
+
+log = logging.getLogger(__name__)
+
+
+def build(cfg: DictConfig) -> tuple[L.LightningDataModule, GANModule, L.Trainer]:
+    """Instantiate data, module and trainer from a composed config. Reads the data (fails fast)."""
+    datamodule = instantiate(cfg.dataset)
+    datamodule.setup("fit")  # missing or unreachable data fails here, in seconds
+    module = GANModule(
+        generator=instantiate(cfg.model.generator),
+        discriminator=instantiate(cfg.model.discriminator),
+        loss=instantiate(cfg.loss),
+        optimizer_g=instantiate(cfg.optimizer.g),
+        optimizer_d=instantiate(cfg.optimizer.d),
+        z_dim=cfg.z_dim,
+        n_critic=cfg.n_critic,
+        seed=cfg.seed,
+    )
+    callbacks = [instantiate(c) for c in (cfg.get("callbacks") or {}).values()]
+    loggers = [instantiate(c) for c in (cfg.get("logger") or {}).values()]
+    overrides: dict[str, Any] = {}
+    if cfg.get("max_g_steps"):
+        # Lightning's max_steps counts D and G optimizer steps alike (see module docstring).
+        overrides["max_steps"] = cfg.max_g_steps * (cfg.n_critic + 1)
+    trainer = instantiate(cfg.trainer, callbacks=callbacks, logger=loggers or False, **overrides)
+    return datamodule, module, trainer
+
+
+def hparams(cfg: DictConfig, data_source: str | None) -> dict[str, Any]:
+    """The run's settings as flat ``a/b: value`` pairs, for the loggers' hyper-parameter tabs."""
+    flat: dict[str, Any] = {"data_source": data_source}
+
+    def walk(node: Any, prefix: str) -> None:
+        if isinstance(node, dict):
+            for key, value in node.items():
+                if key not in ("_target_", "_partial_"):
+                    walk(value, f"{prefix}{key}/" if prefix or key else "")
+        else:
+            flat[prefix.rstrip("/")] = node if isinstance(node, int | float | str | bool) else str(node)
+
+    walk({k: v for k, v in OmegaConf.to_container(cfg, resolve=True).items()
+          if k not in ("paths", "callbacks", "logger", "hydra")}, "")
+    return flat
+
+
+def run(cfg: DictConfig) -> dict[str, Any] | None:
+    """Train one run from a composed config; write ``metrics.json``; return its record.
+
+    In a multirun, an exception is recorded (status ``failed``) and the sweep goes on.
+    """
+    run_dir = Path(cfg.paths.output_dir)
+    run_dir.mkdir(parents=True, exist_ok=True)
+    multirun = HydraConfig.initialized() and HydraConfig.get().mode == RunMode.MULTIRUN
+    overrides = list(HydraConfig.get().overrides.task) if HydraConfig.initialized() else []
+    record: dict[str, Any] = {"status": "failed", "overrides": overrides, "seed": cfg.seed}
+    start = time.perf_counter()
+    module = trainer = None
+    try:
+        print_config(cfg, run_dir / "config.yaml")
+        if cfg.get("threads"):
+            torch.set_num_threads(cfg.threads)
+        L.seed_everything(cfg.seed, workers=True)
+        datamodule, module, trainer = build(cfg)
+        module.run_config = OmegaConf.to_container(cfg, resolve=True)
+        record["data_source"] = datamodule.source_used
+        for logger in trainer.loggers:
+            logger.log_hyperparams(hparams(cfg, datamodule.source_used))
+        fit_start = time.perf_counter()
+        trainer.fit(module, datamodule=datamodule, ckpt_path=cfg.get("ckpt_path"))
+        record["train_time_s"] = time.perf_counter() - fit_start
+        record["g_steps_per_s"] = module.g_step / record["train_time_s"]
+        record["status"] = module.status or ("interrupted" if trainer.interrupted else "ok")
+    except Exception as error:
+        record["error"] = f"{type(error).__name__}: {error}"
+        record["traceback"] = traceback.format_exc()
+        if not multirun:
+            raise
+        log.exception("run failed; the sweep goes on")
+    finally:
+        record["wall_time_s"] = time.perf_counter() - start
+        if module is not None:
+            record.update(summarize(module, trainer))
+        write_json(run_dir / "metrics.json", record)
+    if record["status"] != "ok":
+        log.warning("run ended with status %s: %s", record["status"], record.get("message", ""))
+    return record
+
+
+def summarize(module: GANModule, trainer: L.Trainer | None) -> dict[str, Any]:
+    """Steps, throughput, final scalars and health of a run that got as far as training."""
+    out: dict[str, Any] = {"g_steps": module.g_step}
+    if trainer is not None:
+        out["epochs"] = trainer.fit_loop.epoch_progress.current.completed
+        out["optimizer_steps"] = trainer.global_step
+    if module.status_message:
+        out["message"] = module.status_message
+    out["final"] = {k.split("/", 1)[1]: v for k, v in module.latest.items()
+                    if k.startswith("train/") and k not in ("train/g_step", "train/epoch")}
+    health = [c for c in (trainer.callbacks if trainer else []) if isinstance(c, HealthMonitor)]
+    out["warnings"] = [w for h in health for w in h.warnings]
+    return out
+
+
+def write_json(path: Path, record: dict[str, Any]) -> None:
+    """Write JSON atomically (temp file + rename); non-finite floats become strings."""
+
+    def clean(value: Any) -> Any:
+        if isinstance(value, float) and not math.isfinite(value):
+            return str(value)
+        if isinstance(value, dict):
+            return {k: clean(v) for k, v in value.items()}
+        if isinstance(value, list):
+            return [clean(v) for v in value]
+        return value
+
+    tmp = path.with_suffix(".json.tmp")
+    tmp.write_text(json.dumps(clean(record), indent=2, sort_keys=True) + "\n")
+    tmp.replace(path)

@@ -1,0 +1,29 @@
+"""Small helpers for the entry points."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import rich
+import rich.syntax
+import rich.tree
+from omegaconf import DictConfig, OmegaConf
+
+#: the groups shown first in the printed config tree
+ORDER = ("dataset", "model", "loss", "optimizer", "trainer", "callbacks", "logger", "paths")
+
+
+def print_config(cfg: DictConfig, save_to: Path | None = None) -> None:
+    """Print the composed config as a tree of YAML blocks and save it (resolved) to ``save_to``."""
+    tree = rich.tree.Tree("config", guide_style="dim")
+    keys = [k for k in ORDER if k in cfg] + [k for k in cfg if k not in ORDER]
+    scalars = {k: cfg[k] for k in keys if not isinstance(cfg[k], DictConfig)}
+    for key in keys:
+        if key in scalars:
+            continue
+        text = OmegaConf.to_yaml(cfg[key], resolve=True)
+        tree.add(key).add(rich.syntax.Syntax(text, "yaml"))
+    tree.add("run").add(rich.syntax.Syntax(OmegaConf.to_yaml(scalars, resolve=True), "yaml"))
+    rich.print(tree)
+    if save_to is not None:
+        save_to.write_text(OmegaConf.to_yaml(cfg, resolve=True))
