@@ -141,6 +141,9 @@ class HealthMonitor(L.Callback):
                 self.warnings.append({"kind": "collapsed", "g_step": step, "message": text})
                 log.warning(text + " (stop_on_collapse=false: training on)")
 
+    def run_summary(self) -> dict:
+        return {"warnings": self.warnings}
+
     def _stop(self, trainer: L.Trainer, pl_module: GANModule, status: str, text: str) -> None:
         pl_module.status, pl_module.status_message = status, text
         self.warnings.append({"kind": status, "g_step": pl_module.latest_step, "message": text})

@@ -123,25 +123,28 @@ class GANModule(L.LightningModule):
 
         if self.g_step % self.log_every == 0:
             # note: .item() is a host sync; paid once per log point, never on other steps.
-            self.log_scalars(
-                {
-                    "train/loss_d": loss_d.item(),
-                    "train/loss_g": loss_g.item(),
-                    "train/d_real": self.loss.prob(d_real).mean().item(),
-                    "train/d_fake": self.loss.prob(d_fake).mean().item(),
-                }
-            )
+            self.latest = {
+                "train/loss_d": loss_d.item(),
+                "train/loss_g": loss_g.item(),
+                "train/d_real": self.loss.prob(d_real).mean().item(),
+                "train/d_fake": self.loss.prob(d_fake).mean().item(),
+            }
+            self.latest_step = self.g_step
+            self.log_scalars(self.latest)
+
+    #: scalars also shown in the progress bar, under their short names
+    PROGRESS_BAR = {"train/loss_d": "loss_d", "train/loss_g": "loss_g", "val/fid": "fid"}
 
     def log_scalars(self, metrics: dict[str, float]) -> None:
         """Log scalars against the generator step to every logger, and to the progress bar."""
-        metrics = {**metrics, "train/g_step": self.g_step, "train/epoch": self.current_epoch}
         for logger in self.loggers:
-            logger.log_metrics(metrics, step=self.g_step)
-        self.latest.update(metrics)
-        self.latest_step = self.g_step
-        for key in ("train/loss_d", "train/loss_g"):
-            if key in metrics:
-                self.log(key.split("/")[1], metrics[key], prog_bar=True, logger=False)
+            logger.log_metrics(
+                {**metrics, "train/g_step": self.g_step, "train/epoch": self.current_epoch},
+                step=self.g_step,
+            )
+        for key, value in metrics.items():
+            if key in self.PROGRESS_BAR:
+                self.log(self.PROGRESS_BAR[key], value, prog_bar=True, logger=False)
 
     # -- checkpoints --------------------------------------------------------------------
     def on_save_checkpoint(self, checkpoint: dict[str, Any]) -> None:

@@ -17,7 +17,6 @@ from hydra.types import RunMode
 from hydra.utils import instantiate
 from omegaconf import DictConfig, OmegaConf
 
-from gan_lightning.callbacks import HealthMonitor
 from gan_lightning.module import GANModule
 from gan_lightning.utils import print_config
 
@@ -39,6 +38,8 @@ def build(cfg: DictConfig) -> tuple[L.LightningDataModule, GANModule, L.Trainer]
         seed=cfg.seed,
     )
     callbacks = [instantiate(c) for c in (cfg.get("callbacks") or {}).values()]
+    if cfg.get("metrics"):
+        callbacks.append(instantiate(cfg.metrics))
     loggers = [instantiate(c) for c in (cfg.get("logger") or {}).values()]
     overrides: dict[str, Any] = {}
     if cfg.get("max_g_steps"):
@@ -116,10 +117,10 @@ def summarize(module: GANModule, trainer: L.Trainer | None) -> dict[str, Any]:
         out["optimizer_steps"] = trainer.global_step
     if module.status_message:
         out["message"] = module.status_message
-    out["final"] = {k.split("/", 1)[1]: v for k, v in module.latest.items()
-                    if k.startswith("train/") and k not in ("train/g_step", "train/epoch")}
-    health = [c for c in (trainer.callbacks if trainer else []) if isinstance(c, HealthMonitor)]
-    out["warnings"] = [w for h in health for w in h.warnings]
+    out["final"] = {k.split("/", 1)[1]: v for k, v in module.latest.items()}
+    for callback in trainer.callbacks if trainer else []:
+        if hasattr(callback, "run_summary"):
+            out.update(callback.run_summary())
     return out
 
 

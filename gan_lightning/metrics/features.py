@@ -1,0 +1,244 @@
+"""Feature extractors for FID / IS / precision-recall.
+
+Every extractor takes generator-range images ``(B, C, H, W)`` in [-1, 1] and returns
+``(B, num_features)`` features; ``logits`` gives class logits for the Inception Score.
+
+- ``classifier``: a small CNN trained on the dataset's labelled training split the first
+  time it is needed, then cached (keyed by dataset, data source and a hash of its training
+  config), so every run of a sweep uses identical features. Cheap on a CPU.
+- ``inception``: torchmetrics' standard 2048-d InceptionV3 (FID's usual protocol). Needs
+  ``torch-fidelity``; weights from the internet or from ``weights_path`` offline.
+- ``identity``: the flattened data itself (for 2-D toy data: FID is then the exact Frechet
+  distance between the two fitted Gaussians).
+
+Numbers from different extractors measure different things and must never be compared.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import logging
+import math
+import os
+import time
+from pathlib import Path
+from typing import Any
+
+import torch
+import torch.nn.functional as F
+from filelock import FileLock
+from torch import nn
+
+from gan_lightning.data import load_images, to_unit_range
+
+log = logging.getLogger(__name__)
+
+
+class IdentityFeatures(nn.Module):
+    """The flattened input as features."""
+
+    def __init__(self, num_features: int) -> None:
+        super().__init__()
+        self.num_features = num_features
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return x.flatten(1).double()
+
+
+class SmallCNN(nn.Module):
+    """Strided-conv classifier with BatchNorm, ~0.75 M multiply-adds per 28x28 image.
+
+    ``features`` is the penultimate layer (``feature_dim``-d, before its ReLU), ``forward``
+    the class logits.
+    """
+
+    def __init__(self, in_channels: int = 1, num_classes: int = 10, width: int = 16,
+                 feature_dim: int = 128, image_size: int = 28) -> None:
+        super().__init__()
+
+        def block(c_in: int, c_out: int, k: int) -> list[nn.Module]:
+            return [nn.Conv2d(c_in, c_out, k, stride=2, padding=k // 2, bias=False),
+                    nn.BatchNorm2d(c_out), nn.ReLU()]
+
+        side = math.ceil(math.ceil(math.ceil(image_size / 2) / 2) / 2)  # three stride-2 convs
+        self.body = nn.Sequential(
+            *block(in_channels, width, 5), *block(width, 2 * width, 3),
+            *block(2 * width, 4 * width, 3), nn.Flatten(),
+            nn.Linear(4 * width * side * side, feature_dim),
+        )
+        self.head = nn.Sequential(nn.ReLU(), nn.Dropout(0.3), nn.Linear(feature_dim, num_classes))
+
+    def features(self, x: torch.Tensor) -> torch.Tensor:
+        return self.body(x)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.head(self.body(x))
+
+
+#: training settings of the classifier; their hash is part of the cache key
+CLASSIFIER_DEFAULTS: dict[str, Any] = {
+    "width": 16, "feature_dim": 128, "epochs": 6, "batch_size": 128, "lr": 2e-3, "seed": 0,
+    "version": 1,
+}
+
+
+def _train_classifier(name: str, data_dir: str, source: str, settings: dict[str, Any],
+                      img_shape: list[int], num_classes: int) -> tuple[dict, float]:
+    """Train deterministically on the training split; return ``(state_dict, test accuracy)``."""
+    src = "bundled" if source == "bundled-5k" else "torchvision"
+    images, labels, _ = load_images(name, data_dir, train=True, download=False, source=src)
+    test_images, test_labels, _ = load_images(name, data_dir, train=False, download=False,
+                                              source=src)
+    x, x_test = to_unit_range(images), to_unit_range(test_images)
+    generator = torch.Generator().manual_seed(settings["seed"])
+    deterministic = torch.are_deterministic_algorithms_enabled()
+    torch.use_deterministic_algorithms(True)
+    with torch.random.fork_rng():
+        torch.manual_seed(settings["seed"])
+        model = SmallCNN(img_shape[0], num_classes, settings["width"], settings["feature_dim"],
+                         img_shape[-1])
+        steps = settings["epochs"] * math.ceil(len(x) / settings["batch_size"])
+        opt = torch.optim.Adam(model.parameters(), lr=settings["lr"])
+        sched = torch.optim.lr_scheduler.OneCycleLR(opt, settings["lr"], total_steps=steps)
+        model.train()
+        for epoch in range(settings["epochs"]):
+            order = torch.randperm(len(x), generator=generator)
+            for i in range(0, len(x), settings["batch_size"]):
+                idx = order[i : i + settings["batch_size"]]
+                loss = F.cross_entropy(model(x[idx]), labels[idx])
+                opt.zero_grad(set_to_none=True)
+                loss.backward()
+                opt.step()
+                sched.step()
+            log.info("feature classifier: epoch %d/%d, loss %.4f", epoch + 1,
+                     settings["epochs"], loss.item())
+    torch.use_deterministic_algorithms(deterministic)
+    model.eval()
+    with torch.no_grad():
+        correct = sum(
+            int((model(x_test[i : i + 1000]).argmax(1) == test_labels[i : i + 1000]).sum())
+            for i in range(0, len(x_test), 1000)
+        )
+    return model.state_dict(), correct / len(x_test)
+
+
+def default_cache_dir(data_dir: str) -> Path:
+    """``<data root>/.gan_lightning``, or ``~/.cache/gan-lightning`` if the root is read-only."""
+    candidate = Path(data_dir).expanduser() / ".gan_lightning"
+    try:
+        candidate.mkdir(parents=True, exist_ok=True)
+        if os.access(candidate, os.W_OK):
+            return candidate
+    except OSError:
+        pass
+    return Path.home() / ".cache" / "gan-lightning"
+
+
+class ClassifierFeatures(nn.Module):
+    """Features and logits of a small CNN trained once per dataset and cached on disk.
+
+    The cache file ``classifier-<dataset>-<source>-<hash>.pt`` holds the weights and its test
+    accuracy. Concurrent runs (a parallel sweep) wait on a file lock and the file is written
+    by atomic rename, so exactly one process trains and all others load the same weights.
+    """
+
+    def __init__(self, dataset: str, data_dir: str, source: str = "full",
+                 img_shape: list[int] | None = None, num_classes: int = 10,
+                 cache_dir: str | None = None, **settings: Any) -> None:
+        super().__init__()
+        self.settings = {**CLASSIFIER_DEFAULTS, **settings}
+        img_shape = list(img_shape or [1, 28, 28])
+        digest = hashlib.sha256(
+            json.dumps({**self.settings, "img_shape": img_shape, "classes": num_classes},
+                       sort_keys=True).encode()
+        ).hexdigest()[:12]
+        cache = Path(cache_dir) if cache_dir else default_cache_dir(data_dir)
+        cache.mkdir(parents=True, exist_ok=True)
+        self.path = cache / f"classifier-{dataset}-{source}-{digest}.pt"
+        with FileLock(str(self.path) + ".lock"):
+            if not self.path.exists():
+                log.info("training the %s feature classifier (once; cached at %s)", dataset,
+                         self.path)
+                start = time.perf_counter()
+                state, accuracy = _train_classifier(dataset, data_dir, source, self.settings,
+                                                    img_shape, num_classes)
+                tmp = self.path.with_suffix(f".tmp{os.getpid()}")
+                torch.save({"state_dict": state, "test_accuracy": accuracy,
+                            "settings": self.settings, "train_time_s":
+                            time.perf_counter() - start}, tmp)
+                tmp.replace(self.path)
+            saved = torch.load(self.path, weights_only=True)
+        self.test_accuracy = float(saved["test_accuracy"])
+        log.info("feature classifier for %s: test accuracy %.2f%% (%s)", dataset,
+                 100 * self.test_accuracy, self.path.name)
+        self.net = SmallCNN(img_shape[0], num_classes, self.settings["width"],
+                            self.settings["feature_dim"], img_shape[-1])
+        self.net.load_state_dict(saved["state_dict"])
+        self.net.eval().requires_grad_(False)
+        self.num_features = self.settings["feature_dim"]
+
+    def train(self, mode: bool = True) -> ClassifierFeatures:
+        return super().train(False)  # always frozen, always in eval mode
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.net.features(x)
+
+    def logits(self, x: torch.Tensor) -> torch.Tensor:
+        return self.net(x)
+
+
+class InceptionFeatures(nn.Module):
+    """torchmetrics' FID InceptionV3 (pool3, 2048-d; logits for IS) on generator-range images.
+
+    Grayscale is repeated to 3 channels and [-1, 1] is mapped and clamped to [0, 1], then
+    converted to uint8 as the reference implementation expects; the resize to 299x299 uses
+    ``antialias`` (fixed per run and recorded in ``metrics.json``).
+    """
+
+    def __init__(self, weights_path: str | None = None, antialias: bool = True) -> None:
+        super().__init__()
+        try:
+            from torchmetrics.image.fid import NoTrainInceptionV3
+        except ImportError as error:  # pragma: no cover - depends on the install
+            raise ImportError("feature=inception needs torch-fidelity: "
+                              "pip install -e '.[inception]'") from error
+        if weights_path is not None and not Path(weights_path).is_file():
+            raise FileNotFoundError(f"metrics: inception weights_path '{weights_path}' is not a file")
+        self.antialias = antialias
+        self.weights_path = weights_path
+        self.net = NoTrainInceptionV3(name="inception-v3-compat", features_list=["2048", "logits_unbiased"],
+                                      feature_extractor_weights_path=weights_path,
+                                      antialias=antialias)
+        self.num_features = 2048
+
+    def _prepare(self, x: torch.Tensor) -> torch.Tensor:
+        if x.shape[1] == 1:
+            x = x.repeat(1, 3, 1, 1)
+        return ((x.clamp(-1, 1) + 1) * 127.5).round().to(torch.uint8)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.net(self._prepare(x))[0].reshape(len(x), -1)
+
+    def logits(self, x: torch.Tensor) -> torch.Tensor:
+        return self.net(self._prepare(x))[1].reshape(len(x), -1)
+
+
+def build_extractor(feature: str, *, dataset: str, data_dir: str, source: str,
+                    img_shape: list[int], num_classes: int | None,
+                    weights_path: str | None = None, antialias: bool = True,
+                    classifier: dict[str, Any] | None = None,
+                    cache_dir: str | None = None) -> nn.Module:
+    """The extractor named ``feature`` (``classifier``, ``inception`` or ``identity``)."""
+    if feature == "classifier":
+        if not num_classes:
+            raise ValueError(f"feature=classifier needs a labelled dataset; '{dataset}' has no "
+                             f"classes (use feature=identity)")
+        return ClassifierFeatures(dataset, data_dir, source, img_shape, num_classes,
+                                  cache_dir=cache_dir, **(classifier or {}))
+    if feature == "inception":
+        return InceptionFeatures(weights_path, antialias)
+    if feature == "identity":
+        return IdentityFeatures(math.prod(img_shape))
+    raise ValueError(f"metrics feature '{feature}' unknown; choose classifier, inception or "
+                     f"identity")
