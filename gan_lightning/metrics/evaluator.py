@@ -104,7 +104,8 @@ class Evaluator(L.Callback):
         self.seed = seed
         self.history: list[dict[str, float]] = []
         self.best: dict[str, float] | None = None
-        self.eval_time_s = 0.0
+        self.eval_time_s = 0.0  # evaluations only
+        self.setup_time_s = 0.0  # extractor (incl. a first-time classifier training), real stats
         self.extractor: torch.nn.Module | None = None
 
     # -- set-up: extractor and real statistics, once per run ----------------------------
@@ -136,7 +137,7 @@ class Evaluator(L.Callback):
             if self.with_pr:
                 self.real_pr = self._features(real[: self.pr_num], pl_module.device)
                 self.real_radii = knn_radii(self.real_pr, self.pr_k)
-        self.eval_time_s += time.perf_counter() - start
+        self.setup_time_s = time.perf_counter() - start
 
     def _features(self, images: torch.Tensor, device: torch.device) -> torch.Tensor:
         return torch.cat([self.extractor(b.to(device)).float() for b in
@@ -198,7 +199,7 @@ class Evaluator(L.Callback):
         if self.best is None or results["fid"] < self.best["fid"]:
             self.best = self.history[-1]
             if self.out_dir is not None and trainer.is_global_zero:
-                trainer.save_checkpoint(self.out_dir / "best.ckpt")
+                trainer.save_checkpoint(self.out_dir / "best.ckpt", weights_only=False)
 
     # -- results ------------------------------------------------------------------------
     def run_summary(self) -> dict[str, Any]:
@@ -213,6 +214,7 @@ class Evaluator(L.Callback):
         if self.feature == "inception":
             protocol.update(antialias=self.antialias, weights_path=self.weights_path)
         out: dict[str, Any] = {"metrics_protocol": protocol, "eval_time_s": self.eval_time_s,
+                               "eval_setup_time_s": self.setup_time_s,
                                "metrics_history": self.history}
         if self.history:
             final = self.history[-1]
