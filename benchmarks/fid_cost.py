@@ -17,7 +17,6 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from common import compose_config  # noqa: E402
-
 from gan_lightning.metrics import Evaluator  # noqa: E402
 from gan_lightning.train import build  # noqa: E402
 
@@ -42,7 +41,8 @@ def main() -> None:
           f"setup_s={evaluator.setup_time_s:.2f} (extractor + real statistics, once per run)")
     print(f"final fid={evaluator.history[-1]['fid']:.2f}")
     print(f"eval_fraction={evaluator.eval_time_s / fit_s:.3f}")
-    print(f"eval_fraction_with_setup={(evaluator.eval_time_s + evaluator.setup_time_s) / fit_s:.3f}")
+    with_setup = (evaluator.eval_time_s + evaluator.setup_time_s) / fit_s
+    print(f"eval_fraction_with_setup={with_setup:.3f}")
 
 
 if __name__ == "__main__":

@@ -194,13 +194,15 @@ class InMemoryLoader:
         n = len(self.tensors[0])
         if self.shuffle:
             generator = torch.Generator().manual_seed(self.seed + self.sampler.epoch)
-            order = torch.randperm(n, generator=generator, device="cpu")
-            tensors = [t[order.to(t.device)] for t in self.tensors]  # one gather per epoch
-        else:
-            tensors = list(self.tensors)
+            order = torch.randperm(n, generator=generator)
         for i in range(len(self)):
-            sl = slice(i * self.batch_size, (i + 1) * self.batch_size)
-            yield tuple(t[sl] for t in tensors)
+            if self.shuffle:
+                # a 64-row gather per batch: no copy of the whole set each epoch
+                idx = order[i * self.batch_size : (i + 1) * self.batch_size]
+                yield tuple(t[idx.to(t.device, non_blocking=True)] for t in self.tensors)
+            else:
+                sl = slice(i * self.batch_size, (i + 1) * self.batch_size)
+                yield tuple(t[sl] for t in self.tensors)
 
 
 class GANDataModule(L.LightningDataModule):

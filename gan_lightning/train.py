@@ -1,4 +1,4 @@
-"""compose -> instantiate -> fit -> ``metrics.json``. ``train.py`` at the top level calls ``run``."""
+"""compose -> instantiate -> fit -> ``metrics.json``; the top-level ``train.py`` calls ``run``."""
 
 from __future__ import annotations
 
@@ -59,7 +59,8 @@ def hparams(cfg: DictConfig, data_source: str | None) -> dict[str, Any]:
                 if key not in ("_target_", "_partial_"):
                     walk(value, f"{prefix}{key}/" if prefix or key else "")
         else:
-            flat[prefix.rstrip("/")] = node if isinstance(node, int | float | str | bool) else str(node)
+            plain = isinstance(node, int | float | str | bool)
+            flat[prefix.rstrip("/")] = node if plain else str(node)
 
     walk({k: v for k, v in OmegaConf.to_container(cfg, resolve=True).items()
           if k not in ("paths", "callbacks", "logger", "hydra")}, "")

@@ -204,12 +204,13 @@ class InceptionFeatures(nn.Module):
             raise ImportError("feature=inception needs torch-fidelity: "
                               "pip install -e '.[inception]'") from error
         if weights_path is not None and not Path(weights_path).is_file():
-            raise FileNotFoundError(f"metrics: inception weights_path '{weights_path}' is not a file")
+            raise FileNotFoundError(
+                f"metrics: inception weights_path '{weights_path}' is not a file")
         self.antialias = antialias
         self.weights_path = weights_path
-        self.net = NoTrainInceptionV3(name="inception-v3-compat", features_list=["2048", "logits_unbiased"],
-                                      feature_extractor_weights_path=weights_path,
-                                      antialias=antialias)
+        self.net = NoTrainInceptionV3(
+            name="inception-v3-compat", features_list=["2048", "logits_unbiased"],
+            feature_extractor_weights_path=weights_path, antialias=antialias)
         self.num_features = 2048
 
     def _prepare(self, x: torch.Tensor) -> torch.Tensor:
@@ -218,10 +219,11 @@ class InceptionFeatures(nn.Module):
         return ((x.clamp(-1, 1) + 1) * 127.5).round().to(torch.uint8)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        return self.net(self._prepare(x))[0].reshape(len(x), -1)
+        # the features in features_list order: (pool3 2048-d, unbiased logits)
+        return self.net._torch_fidelity_forward(self._prepare(x))[0].reshape(len(x), -1)
 
     def logits(self, x: torch.Tensor) -> torch.Tensor:
-        return self.net(self._prepare(x))[1].reshape(len(x), -1)
+        return self.net._torch_fidelity_forward(self._prepare(x))[1].reshape(len(x), -1)
 
 
 def build_extractor(feature: str, *, dataset: str, data_dir: str, source: str,

@@ -1,0 +1,101 @@
+"""Fixtures: tiny torchvision-layout datasets written per test, the real config, shared MNIST."""
+
+from __future__ import annotations
+
+import os
+import struct
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+from hydra import compose, initialize_config_dir
+from omegaconf import DictConfig, open_dict
+
+REPO = Path(__file__).resolve().parents[1]
+MNIST_FILES = {
+    True: ("train-images-idx3-ubyte", "train-labels-idx1-ubyte"),
+    False: ("t10k-images-idx3-ubyte", "t10k-labels-idx1-ubyte"),
+}
+
+
+def write_idx_dataset(root: Path, folder: str = "MNIST", n_train: int = 256, n_test: int = 128,
+                      seed: int = 0) -> Path:
+    """Write a tiny dataset in torchvision's raw MNIST layout: four uncompressed IDX files.
+
+    Images are digit-like strokes: a bright bar whose angle and position depend on the label.
+    """
+    rng = np.random.default_rng(seed)
+    raw = root / folder / "raw"
+    raw.mkdir(parents=True, exist_ok=True)
+    for train, n in ((True, n_train), (False, n_test)):
+        labels = rng.integers(0, 10, n).astype(np.uint8)
+        images = np.zeros((n, 28, 28), np.uint8)
+        yy, xx = np.mgrid[0:28, 0:28]
+        for i, label in enumerate(labels):
+            angle = label * np.pi / 10 + rng.normal(0, 0.05)
+            cx, cy = 14 + rng.normal(0, 1.5), 14 + rng.normal(0, 1.5)
+            dist = np.abs((xx - cx) * np.sin(angle) - (yy - cy) * np.cos(angle))
+            images[i] = np.clip(255 * (dist < 2.0) * ((xx - cx) ** 2 + (yy - cy) ** 2 < 100), 0,
+                                255)
+        image_file, label_file = MNIST_FILES[train]
+        (raw / image_file).write_bytes(struct.pack(">IIII", 2051, n, 28, 28) + images.tobytes())
+        (raw / label_file).write_bytes(struct.pack(">II", 2049, n) + labels.tobytes())
+    return root
+
+
+@pytest.fixture
+def tiny_data(tmp_path_factory) -> Path:
+    """A data root with a 256/128-image MNIST in torchvision's raw layout."""
+    return write_idx_dataset(tmp_path_factory.mktemp("data"))
+
+
+def compose_cfg(overrides: list[str], data_dir: Path, out_dir: Path) -> DictConfig:
+    """The real config composed with ``overrides``, outside a Hydra run."""
+    with initialize_config_dir(config_dir=str(REPO / "conf"), version_base="1.3"):
+        cfg = compose("config", overrides=[f"paths.data_dir={data_dir}", *overrides])
+    with open_dict(cfg):
+        cfg.paths.output_dir = str(out_dir)
+    return cfg
+
+
+#: overrides that make a run on the tiny data fast, without metrics ...
+FAST_NO_METRICS = ["trainer.max_epochs=1", "dataset.batch_size=32",
+                   "trainer.log_every_n_steps=1", "trainer.enable_model_summary=false",
+                   "callbacks.progress_bar.refresh_rate=0"]
+NO_METRICS = [*FAST_NO_METRICS, "metrics=none"]
+#: ... and with small, quick metrics
+FAST = [*FAST_NO_METRICS, "metrics.num_fake=128", "metrics.num_real=128", "metrics.pr_num=64",
+        "+metrics.classifier.epochs=1"]
+
+
+def run_train(args: list[str], data_dir: Path | str, out_root: Path, timeout: int = 300,
+              check: bool = True) -> subprocess.CompletedProcess:
+    """``python train.py <args>`` in a subprocess, outputs under ``out_root``."""
+    env = {**os.environ, "GAN_DATA_DIR": str(data_dir), "PYTHONWARNINGS": "ignore"}
+    proc = subprocess.run(
+        [sys.executable, str(REPO / "train.py"), *args, f"paths.output_root={out_root}"],
+        cwd=REPO, env=env, capture_output=True, text=True, timeout=timeout,
+    )
+    if check and proc.returncode != 0:
+        raise AssertionError(f"train.py failed ({proc.returncode}):\n{proc.stdout[-3000:]}\n"
+                             f"{proc.stderr[-5000:]}")
+    return proc
+
+
+def find_shared_mnist() -> Path | None:
+    candidates = [os.environ.get("GAN_DATA_DIR"), REPO.parent / "shared" / "data"]
+    for c in candidates:
+        if c and (Path(c) / "MNIST" / "raw" / "train-images-idx3-ubyte").is_file():
+            return Path(c).resolve()
+    return None
+
+
+@pytest.fixture
+def shared_mnist() -> Path:
+    """The full MNIST root (``$GAN_DATA_DIR`` or ``../shared/data``); skips when absent."""
+    root = find_shared_mnist()
+    if root is None:
+        pytest.skip("full MNIST not found (set GAN_DATA_DIR or provide ../shared/data)")
+    return root

@@ -1,0 +1,188 @@
+import subprocess
+import sys
+
+import numpy as np
+import pytest
+import scipy.linalg
+import torch
+from torchmetrics.image.fid import FrechetInceptionDistance
+
+from conftest import REPO
+from gan_lightning.metrics import features as features_mod
+from gan_lightning.metrics import precision_recall
+from gan_lightning.metrics.features import ClassifierFeatures, IdentityFeatures
+
+
+def reference_fid(a: np.ndarray, b: np.ndarray) -> float:
+    """The textbook Frechet distance (NumPy/SciPy), as in the original TTUR code."""
+    mu1, mu2 = a.mean(0), b.mean(0)
+    s1, s2 = np.cov(a, rowvar=False), np.cov(b, rowvar=False)
+    covmean = scipy.linalg.sqrtm(s1 @ s2).real
+    return float(((mu1 - mu2) ** 2).sum() + np.trace(s1 + s2 - 2 * covmean))
+
+
+def fid_of(real: torch.Tensor, fake: torch.Tensor) -> float:
+    metric = FrechetInceptionDistance(IdentityFeatures(real.shape[1]), reset_real_features=False)
+    metric.update(real, real=True)
+    metric.update(fake, real=False)
+    return float(metric.compute())
+
+
+def test_fid_of_a_set_against_itself_is_zero():
+    x = torch.randn(2000, 8, dtype=torch.float64)
+    assert abs(fid_of(x, x)) < 1e-3
+
+
+def test_fid_matches_scipy_reference():
+    g = torch.Generator().manual_seed(0)
+    a = torch.randn(3000, 6, generator=g, dtype=torch.float64)
+    b = torch.randn(3000, 6, generator=g, dtype=torch.float64) @ torch.rand(6, 6, generator=g,
+                                                                            dtype=torch.float64)
+    b = b + 0.5
+    assert fid_of(a, b) == pytest.approx(reference_fid(a.numpy(), b.numpy()), rel=1e-6)
+
+
+def test_identity_fid_of_two_gaussians_matches_closed_form():
+    # N(0, I) vs N(m, diag(s^2)): FID = |m|^2 + sum (1 - s)^2 in the limit of many samples
+    g = torch.Generator().manual_seed(1)
+    n = 200_000
+    m, s = torch.tensor([1.0, -2.0]), torch.tensor([2.0, 0.5])
+    a = torch.randn(n, 2, generator=g, dtype=torch.float64)
+    b = torch.randn(n, 2, generator=g, dtype=torch.float64) * s + m
+    expected = float((m**2).sum() + ((1 - s) ** 2).sum())
+    assert fid_of(a, b) == pytest.approx(expected, rel=0.02)
+
+
+def test_precision_recall_of_a_set_against_itself_is_one():
+    x = torch.randn(500, 16)
+    assert precision_recall(x, x, k=3) == (1.0, 1.0)
+
+
+def test_one_repeated_image_has_no_recall():
+    real = torch.randn(500, 16)
+    fake = real[:1].repeat(500, 1)  # a collapsed generator: one real-looking sample
+    precision, recall = precision_recall(real, fake, k=3)
+    assert precision == 1.0
+    assert recall < 0.02
+
+
+@pytest.fixture
+def tiny_classifier_settings():
+    return {"epochs": 1, "batch_size": 64}
+
+
+def test_classifier_is_cached_and_reused(tiny_data, tmp_path, monkeypatch,
+                                         tiny_classifier_settings):
+    first = ClassifierFeatures("mnist", str(tiny_data), "full", [1, 28, 28], 10,
+                               cache_dir=str(tmp_path), **tiny_classifier_settings)
+    assert first.path.exists() and 0 <= first.test_accuracy <= 1
+
+    def no_training(*args, **kwargs):
+        raise AssertionError("retrained although cached")
+
+    monkeypatch.setattr(features_mod, "_train_classifier", no_training)
+    second = ClassifierFeatures("mnist", str(tiny_data), "full", [1, 28, 28], 10,
+                                cache_dir=str(tmp_path), **tiny_classifier_settings)
+    x = torch.rand(4, 1, 28, 28) * 2 - 1
+    assert torch.equal(first(x), second(x))
+    # another training setting is another cache entry
+    with pytest.raises(AssertionError, match="retrained"):
+        ClassifierFeatures("mnist", str(tiny_data), "full", [1, 28, 28], 10,
+                           cache_dir=str(tmp_path), epochs=2)
+
+
+def test_concurrent_processes_produce_one_cache_file(tiny_data, tmp_path):
+    code = (
+        "import sys; from gan_lightning.metrics.features import ClassifierFeatures as C; "
+        "c = C('mnist', sys.argv[1], 'full', [1, 28, 28], 10, cache_dir=sys.argv[2], epochs=1); "
+        "print(c.path)"
+    )
+    procs = [subprocess.Popen([sys.executable, "-c", code, str(tiny_data), str(tmp_path)],
+                              cwd=REPO, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+             for _ in range(2)]
+    outputs = [p.communicate(timeout=240) for p in procs]
+    assert all(p.returncode == 0 for p in procs), outputs
+    assert outputs[0][0] == outputs[1][0]
+    assert len(list(tmp_path.glob("*.pt"))) == 1
+    assert not list(tmp_path.glob("*.tmp*"))
+
+
+def random_inception_weights(path, monkeypatch):
+    """Save a randomly initialised state dict of torch-fidelity's InceptionV3 to ``path``."""
+    import torch_fidelity.feature_extractor_inceptionv3 as fe
+
+    with monkeypatch.context() as patch:  # build the architecture without fetching weights
+        patch.setattr(fe, "load_state_dict_from_url", lambda *a, **k: {})
+        patch.setattr(fe.FeatureExtractorInceptionV3, "load_state_dict", lambda *a, **k: None)
+        model = fe.FeatureExtractorInceptionV3("inception-v3-compat", ["2048"])
+    torch.save(model.state_dict(), path)
+
+
+def test_inception_works_offline_with_a_local_weights_file(tmp_path, monkeypatch):
+    pytest.importorskip("torch_fidelity")
+    from gan_lightning.metrics.features import InceptionFeatures
+
+    # The real weights cannot be downloaded here; a random state dict of the same
+    # architecture proves that the offline path loads a local file and computes features.
+    weights = tmp_path / "inception.pth"
+    random_inception_weights(weights, monkeypatch)
+    extractor = InceptionFeatures(str(weights))
+    x = torch.rand(2, 1, 28, 28) * 2 - 1  # grayscale, generator range
+    with torch.no_grad():
+        assert extractor(x).shape == (2, 2048)
+        assert extractor.logits(x).shape == (2, 1008)
+    with pytest.raises(FileNotFoundError, match="weights_path"):
+        InceptionFeatures(str(tmp_path / "missing.pth"))
+
+
+def test_evaluator_leaves_training_rng_and_memory_alone(tiny_data, tmp_path):
+    import lightning as L
+
+    from conftest import compose_cfg
+    from gan_lightning.metrics import Evaluator
+    from gan_lightning.train import build
+
+    cfg = compose_cfg(["trainer.max_epochs=1", "dataset.batch_size=64",
+                       "trainer.enable_model_summary=false",
+                       "callbacks.progress_bar.refresh_rate=0", "metrics.num_fake=200",
+                       "metrics.num_real=128", "metrics.pr_num=64",
+                       "+metrics.classifier.epochs=1"], tiny_data, tmp_path)
+    L.seed_everything(0)
+    datamodule, module, trainer = build(cfg)
+    trainer.fit(module, datamodule=datamodule)
+    evaluator = next(c for c in trainer.callbacks if isinstance(c, Evaluator))
+    state = torch.get_rng_state()
+    first = evaluator.evaluate(module)
+    assert torch.equal(state, torch.get_rng_state())  # training's RNG untouched
+    sizes = [t.numel() for t in evaluator.fid.metric_state.values()
+             if isinstance(t, torch.Tensor)]
+    for _ in range(3):
+        again = evaluator.evaluate(module)
+    assert again == first  # same latents, same generator: same numbers
+    assert sizes == [t.numel() for t in evaluator.fid.metric_state.values()
+                     if isinstance(t, torch.Tensor)]
+    assert evaluator.inception.features == []  # reset after each evaluation
+    assert int(evaluator.fid.real_features_num_samples) == 128  # real stats kept, once
+
+
+@pytest.mark.mnist
+def test_fid_separates_real_halves_from_noise(shared_mnist):
+    from gan_lightning.data import load_images, to_unit_range
+
+    extractor = ClassifierFeatures("mnist", str(shared_mnist), "full", [1, 28, 28], 10)
+    assert extractor.test_accuracy >= 0.99
+    images, _, _ = load_images("mnist", shared_mnist, train=False, download=False)
+    x = to_unit_range(images)
+    metric = FrechetInceptionDistance(extractor, reset_real_features=False)
+    with torch.no_grad():
+        for b in x[:5000].split(1000):
+            metric.update(b, real=True)
+        for b in x[5000:].split(1000):
+            metric.update(b, real=False)
+        halves = float(metric.compute())
+        metric.reset()
+        noise = torch.rand(5000, 1, 28, 28, generator=torch.Generator().manual_seed(0)) * 2 - 1
+        for b in noise.split(1000):
+            metric.update(b, real=False)
+        to_noise = float(metric.compute())
+    assert halves * 50 < to_noise

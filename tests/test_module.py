@@ -1,0 +1,142 @@
+import lightning as L
+import pytest
+import torch
+
+from gan_lightning.data import InMemoryLoader
+from gan_lightning.losses import ReportBCELoss
+from gan_lightning.models import MLPDiscriminator, MLPGenerator
+from gan_lightning.module import GANModule
+
+
+def make_module(n_critic=1, seed=0, lr=0.1):
+    torch.manual_seed(seed)
+    return GANModule(
+        generator=MLPGenerator(8, [1, 4, 4], [16]),
+        discriminator=MLPDiscriminator([1, 4, 4], [16]),
+        loss=ReportBCELoss(),
+        optimizer_g=lambda p: torch.optim.SGD(p, lr=lr),
+        optimizer_d=lambda p: torch.optim.SGD(p, lr=lr),
+        z_dim=8, n_critic=n_critic, num_fixed=4, seed=seed, log_every_n_steps=1,
+    )
+
+
+def loader(n=48, batch=8):
+    x = torch.rand(n, 1, 4, 4) * 2 - 1
+    return InMemoryLoader(x, torch.zeros(n, dtype=torch.long), batch_size=batch)
+
+
+def trainer(tmp_path, max_epochs=1, **kwargs):
+    return L.Trainer(max_epochs=max_epochs, logger=False, enable_checkpointing=False,
+                     enable_progress_bar=False, enable_model_summary=False,
+                     default_root_dir=tmp_path, **kwargs)
+
+
+def snapshot(net):
+    return [p.detach().clone() for p in net.parameters()]
+
+
+def same(a, b):
+    return all(torch.equal(x, y) for x, y in zip(a, b))
+
+
+def grads(net):
+    return [None if p.grad is None else p.grad.clone() for p in net.parameters()]
+
+
+def same_grads(a, b):
+    return all((x is None and y is None) or (x is not None and y is not None and torch.equal(x, y))
+               for x, y in zip(a, b))
+
+
+class Recording(GANModule):
+    """Records, at every optimizer step, which weights changed and whether the backward of
+    this update wrote gradients into the other network."""
+
+    def configure_optimizers(self):
+        opt_d, opt_g = super().configure_optimizers()
+        self.record = []
+        nets = {"d": self.discriminator, "g": self.generator}
+        after = {"d": grads(self.discriminator), "g": grads(self.generator)}
+        for name, opt in (("d", opt_d), ("g", opt_g)):
+            step = opt.step
+            other = "g" if name == "d" else "d"
+
+            def wrapped(*args, _step=step, _name=name, _other=other, **kwargs):
+                before_g, before_d = snapshot(self.generator), snapshot(self.discriminator)
+                other_untouched = same_grads(grads(nets[_other]), after[_other])
+                out = _step(*args, **kwargs)
+                after[_name] = grads(nets[_name])
+                self.record.append((_name, not same(before_g, snapshot(self.generator)),
+                                    not same(before_d, snapshot(self.discriminator)),
+                                    other_untouched))
+                return out
+
+            opt.step = wrapped
+        return opt_d, opt_g
+
+
+def test_updates_touch_only_their_network(tmp_path):
+    torch.manual_seed(0)
+    module = Recording(
+        generator=MLPGenerator(8, [1, 4, 4], [16]),
+        discriminator=MLPDiscriminator([1, 4, 4], [16]),
+        loss=ReportBCELoss(),
+        optimizer_g=lambda p: torch.optim.SGD(p, lr=0.1),
+        optimizer_d=lambda p: torch.optim.SGD(p, lr=0.1),
+        z_dim=8, log_every_n_steps=1,
+    )
+    trainer(tmp_path, limit_train_batches=3).fit(module, loader())
+    assert [r[0] for r in module.record] == ["d", "g"] * 3  # D first, then G, each batch
+    for name, g_changed, d_changed, other_grads_untouched in module.record:
+        if name == "d":
+            assert d_changed and not g_changed
+        else:
+            assert g_changed and not d_changed
+        assert other_grads_untouched
+
+
+@pytest.mark.parametrize("n_critic", [1, 3])
+def test_n_critic_counts_generator_steps(tmp_path, n_critic):
+    module = make_module(n_critic=n_critic)
+    tr = trainer(tmp_path)
+    tr.fit(module, loader(n=48, batch=8))  # 6 batches
+    assert module.g_step == 6 // n_critic
+    # Lightning's global_step counts every optimizer step: 6 D steps + the G steps
+    assert tr.global_step == 6 + 6 // n_critic
+
+
+def test_max_g_steps_translation_stops_at_generator_steps(tmp_path):
+    module = make_module(n_critic=2)
+    tr = trainer(tmp_path, max_steps=4 * (2 + 1), max_epochs=10)
+    tr.fit(module, loader(n=48, batch=8))
+    assert module.g_step == 4
+
+
+def test_fixed_noise_is_a_seeded_buffer():
+    a, b, c = make_module(seed=1), make_module(seed=1), make_module(seed=2)
+    assert "fixed_z" in dict(a.named_buffers())
+    assert torch.equal(a.fixed_z, b.fixed_z)
+    assert not torch.equal(a.fixed_z, c.fixed_z)
+    assert "fixed_z" in a.state_dict()
+
+
+def test_g_step_and_scalars_survive_a_checkpoint(tmp_path):
+    module = make_module()
+    tr = trainer(tmp_path)
+    tr.fit(module, loader())
+    path = tmp_path / "m.ckpt"
+    tr.save_checkpoint(path)
+    assert torch.load(path, weights_only=False)["g_step"] == 6
+    fresh = make_module()
+    fresh.on_load_checkpoint(torch.load(path, weights_only=False))
+    assert fresh.g_step == 6
+    assert set(module.latest) == {"train/loss_d", "train/loss_g", "train/d_real", "train/d_fake"}
+
+
+def test_invalid_arguments():
+    with pytest.raises(ValueError, match="z_dim"):
+        GANModule(MLPGenerator(1, [1, 4, 4], [4]), MLPDiscriminator([1, 4, 4], [4]),
+                  ReportBCELoss(), torch.optim.SGD, torch.optim.SGD, z_dim=0)
+    with pytest.raises(ValueError, match="n_critic"):
+        GANModule(MLPGenerator(1, [1, 4, 4], [4]), MLPDiscriminator([1, 4, 4], [4]),
+                  ReportBCELoss(), torch.optim.SGD, torch.optim.SGD, z_dim=1, n_critic=0)
