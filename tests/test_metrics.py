@@ -186,3 +186,19 @@ def test_fid_separates_real_halves_from_noise(shared_mnist):
             metric.update(b, real=False)
         to_noise = float(metric.compute())
     assert halves * 50 < to_noise
+
+
+def test_metrics_do_not_change_the_training_trajectory(tiny_data, tmp_path):
+    import lightning as L
+
+    from conftest import FAST, NO_METRICS, compose_cfg
+    from gan_lightning.train import build
+
+    weights = []
+    for overrides in (FAST, NO_METRICS):
+        cfg = compose_cfg(overrides, tiny_data, tmp_path / str(len(weights)))
+        L.seed_everything(cfg.seed)
+        datamodule, module, trainer = build(cfg)
+        trainer.fit(module, datamodule=datamodule)
+        weights.append(torch.cat([p.flatten() for p in module.generator.parameters()]))
+    assert torch.equal(weights[0], weights[1])

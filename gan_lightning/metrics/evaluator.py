@@ -21,21 +21,10 @@ import torch
 from torchmetrics.image.fid import FrechetInceptionDistance
 from torchmetrics.image.inception import InceptionScore
 
-from gan_lightning.metrics.features import build_extractor
+from gan_lightning.metrics.features import IdentityFeatures, build_extractor
 from gan_lightning.metrics.precision_recall import knn_radii, precision_recall
 
 log = logging.getLogger(__name__)
-
-
-class _Logits(torch.nn.Module):
-    """Adapts an extractor's ``logits`` method for torchmetrics' InceptionScore."""
-
-    def __init__(self, extractor: torch.nn.Module) -> None:
-        super().__init__()
-        self.extractor = extractor
-
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        return self.extractor.logits(x)
 
 
 class Evaluator(L.Callback):
@@ -112,6 +101,11 @@ class Evaluator(L.Callback):
     def setup(self, trainer: L.Trainer, pl_module: L.LightningModule, stage: str) -> None:
         if self.extractor is not None:
             return
+        # torchmetrics may draw dummy inputs: keep the run's RNG as if metrics were off
+        with torch.random.fork_rng():
+            self._setup(trainer, pl_module)
+
+    def _setup(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
         dm = trainer.datamodule
         start = time.perf_counter()
         self.extractor = build_extractor(
@@ -120,28 +114,32 @@ class Evaluator(L.Callback):
             weights_path=self.weights_path, antialias=self.antialias,
             classifier=self.classifier, cache_dir=self.cache_dir,
         ).to(pl_module.device)
-        self.fid = FrechetInceptionDistance(self.extractor, reset_real_features=False).to(
-            pl_module.device)
-        self.fid.inception.eval()
+        # The extractor runs once per batch (``_extract``); the metrics receive its outputs.
+        self.fid = FrechetInceptionDistance(
+            IdentityFeatures(self.extractor.num_features), reset_real_features=False
+        ).to(pl_module.device)
         self.inception = None
-        if self.with_is and hasattr(self.extractor, "logits"):
-            self.inception = InceptionScore(_Logits(self.extractor)).to(pl_module.device)
+        if self.with_is and hasattr(self.extractor, "features_and_logits"):
+            self.inception = InceptionScore(torch.nn.Identity()).to(pl_module.device)
         real = dm.reference_images(self.num_real)
         if len(real) < self.num_real:
             log.warning("metrics: only %d reference images (num_real=%d)", len(real),
                         self.num_real)
         self.real_pr = None
         with torch.no_grad():
-            for batch in real.split(self.batch_size):
-                self.fid.update(batch.to(pl_module.device), real=True)
+            features = torch.cat([self._extract(b.to(pl_module.device))[0]
+                                  for b in real.split(self.batch_size)])
+            self.fid.update(features, real=True)
             if self.with_pr:
-                self.real_pr = self._features(real[: self.pr_num], pl_module.device)
+                self.real_pr = features[: self.pr_num].float()
                 self.real_radii = knn_radii(self.real_pr, self.pr_k)
         self.setup_time_s = time.perf_counter() - start
 
-    def _features(self, images: torch.Tensor, device: torch.device) -> torch.Tensor:
-        return torch.cat([self.extractor(b.to(device)).float() for b in
-                          images.split(self.batch_size)])
+    def _extract(self, images: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor | None]:
+        """``(features, logits or None)`` of a batch, from one pass of the extractor."""
+        if hasattr(self.extractor, "features_and_logits"):
+            return self.extractor.features_and_logits(images)
+        return self.extractor(images), None
 
     # -- evaluation ---------------------------------------------------------------------
     @torch.no_grad()
@@ -166,10 +164,14 @@ class Evaluator(L.Callback):
         """Metrics of the current generator; the metric states are reset afterwards."""
         results: dict[str, float] = {}
         fake = self.sample(pl_module, self.num_fake)
+        fake_features = []
         for batch in fake.split(self.batch_size):
-            self.fid.update(batch, real=False)
+            features, logits = self._extract(batch)
+            fake_features.append(features)
             if self.inception is not None:
-                self.inception.update(batch)
+                self.inception.update(logits)
+        fake_features = torch.cat(fake_features)
+        self.fid.update(fake_features, real=False)
         results["fid"] = float(self.fid.compute())
         self.fid.reset()  # keeps the real statistics (reset_real_features=False)
         if self.inception is not None:
@@ -178,9 +180,8 @@ class Evaluator(L.Callback):
                 results["is"] = float(self.inception.compute()[0])
             self.inception.reset()
         if with_pr and self.real_pr is not None:
-            fake_pr = self._features(fake[: self.pr_num], pl_module.device)
             results["precision"], results["recall"] = precision_recall(
-                self.real_pr, fake_pr, self.pr_k, self.real_radii)
+                self.real_pr, fake_features[: self.pr_num].float(), self.pr_k, self.real_radii)
         return results
 
     def on_train_epoch_end(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:

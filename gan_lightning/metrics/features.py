@@ -187,6 +187,11 @@ class ClassifierFeatures(nn.Module):
     def logits(self, x: torch.Tensor) -> torch.Tensor:
         return self.net(x)
 
+    def features_and_logits(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """Both from one pass through the network."""
+        features = self.net.features(x)
+        return features, self.net.head(features)
+
 
 class InceptionFeatures(nn.Module):
     """torchmetrics' FID InceptionV3 (pool3, 2048-d; logits for IS) on generator-range images.
@@ -224,6 +229,11 @@ class InceptionFeatures(nn.Module):
 
     def logits(self, x: torch.Tensor) -> torch.Tensor:
         return self.net._torch_fidelity_forward(self._prepare(x))[1].reshape(len(x), -1)
+
+    def features_and_logits(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """Both from one pass through the network."""
+        features, logits = self.net._torch_fidelity_forward(self._prepare(x))
+        return features.reshape(len(x), -1), logits.reshape(len(x), -1)
 
 
 def build_extractor(feature: str, *, dataset: str, data_dir: str, source: str,
