@@ -77,6 +77,15 @@ class GANModule(L.LightningModule):
         self.status: str | None = None
         self.status_message = ""
 
+    def __setattr__(self, name: str, value: Any) -> None:
+        # Lightning sets ``_current_fx_name`` around every hook call, ~50 times a step, and
+        # nn.Module.__setattr__ spends ~2 us on each checking for parameters and modules.
+        # It is a plain string attribute, so store it the way Module would, directly.
+        if name == "_current_fx_name":
+            object.__setattr__(self, name, value)
+        else:
+            super().__setattr__(name, value)
+
     # -- pieces -------------------------------------------------------------------------
     def sample_z(self, n: int) -> torch.Tensor:
         return torch.randn(n, self.z_dim, device=self.device)
