@@ -36,7 +36,8 @@ def main() -> None:
     evaluator = next(c for c in trainer.callbacks if isinstance(c, Evaluator))
     per_eval = evaluator.eval_time_s / max(len(evaluator.history), 1)
     print(f"epochs={args.epochs} evaluations={len(evaluator.history)} "
-          f"num_fake={evaluator.num_fake} num_real={evaluator.num_real}")
+          f"fid num_fake={evaluator.schedules['fid'].num_fake} "
+          f"num_real={evaluator.schedules['fid'].num_real}")
     print(f"fit_s={fit_s:.1f} eval_s={evaluator.eval_time_s:.2f} per_eval_s={per_eval:.3f} "
           f"setup_s={evaluator.setup_time_s:.2f} (extractor + real statistics, once per run)")
     print(f"final fid={evaluator.history[-1]['fid']:.2f}")

@@ -51,13 +51,32 @@ def tiny_data(tmp_path_factory) -> Path:
     return write_idx_dataset(tmp_path_factory.mktemp("data"))
 
 
-def compose_cfg(overrides: list[str], data_dir: Path, out_dir: Path) -> DictConfig:
-    """The real config composed with ``overrides``, outside a Hydra run."""
-    with initialize_config_dir(config_dir=str(REPO / "conf"), version_base="1.3"):
-        cfg = compose("config", overrides=[f"paths.data_dir={data_dir}", *overrides])
+def compose_cfg(overrides: list[str], data_dir: Path, out_dir: Path | None = None) -> DictConfig:
+    """The real config composed with ``overrides``, as ``train.py``'s task function receives it.
+
+    ``compose_cfg(overrides, tmp_path)`` writes a tiny MNIST to ``tmp_path/data`` (once) and
+    puts the run folder at ``tmp_path/out``; ``compose_cfg(overrides, data_dir, out_dir)`` uses
+    the given data root and run folder. ``paths.output_dir`` is ``${hydra:runtime.output_dir}``,
+    which only resolves inside a Hydra run, so it is set explicitly; the ``hydra`` node is
+    dropped as Hydra drops it for the task (``compose_hydra_cfg`` keeps it).
+    """
+    if out_dir is None:
+        tmp = Path(data_dir)
+        data_dir, out_dir = tmp / "data", tmp / "out"
+        if not (data_dir / "MNIST" / "raw" / MNIST_FILES[True][0]).is_file():
+            write_idx_dataset(data_dir)
+    cfg = compose_hydra_cfg([f"paths.data_dir={data_dir}", f"paths.output_root={out_dir}",
+                             *overrides])
     with open_dict(cfg):
+        del cfg["hydra"]
         cfg.paths.output_dir = str(out_dir)
     return cfg
+
+
+def compose_hydra_cfg(overrides: list[str]) -> DictConfig:
+    """The real config with its ``hydra`` node (``return_hydra_config=True``), unresolved."""
+    with initialize_config_dir(config_dir=str(REPO / "conf"), version_base="1.3"):
+        return compose("config", overrides=overrides, return_hydra_config=True)
 
 
 #: overrides that make a run on the tiny data fast, without metrics ...
@@ -66,8 +85,9 @@ FAST_NO_METRICS = ["trainer.max_epochs=1", "dataset.batch_size=32",
                    "callbacks.progress_bar.refresh_rate=0"]
 NO_METRICS = [*FAST_NO_METRICS, "metrics=none"]
 #: ... and with small, quick metrics
-FAST = [*FAST_NO_METRICS, "metrics.num_fake=128", "metrics.num_real=128", "metrics.pr_num=64",
-        "+metrics.classifier.epochs=1"]
+FAST = [*FAST_NO_METRICS, "metrics.fid.num_fake=128", "metrics.fid.num_real=128",
+        "metrics.is.num_fake=128", "metrics.precision_recall.num_fake=64",
+        "metrics.precision_recall.num_real=64", "+metrics.classifier.epochs=1"]
 
 
 def run_train(args: list[str], data_dir: Path | str, out_root: Path, timeout: int = 300,
@@ -85,7 +105,7 @@ def run_train(args: list[str], data_dir: Path | str, out_root: Path, timeout: in
 
 
 def find_shared_mnist() -> Path | None:
-    candidates = [os.environ.get("GAN_DATA_DIR"), REPO.parent / "shared" / "data"]
+    candidates = [os.environ.get("GAN_DATA_DIR"), "/work/shared/data", REPO.parent / "shared" / "data"]
     for c in candidates:
         if c and (Path(c) / "MNIST" / "raw" / "train-images-idx3-ubyte").is_file():
             return Path(c).resolve()
@@ -94,7 +114,8 @@ def find_shared_mnist() -> Path | None:
 
 @pytest.fixture
 def shared_mnist() -> Path:
-    """The full MNIST root (``$GAN_DATA_DIR`` or ``../shared/data``); skips when absent."""
+    """The full MNIST root (``$GAN_DATA_DIR``, ``/work/shared/data`` or ``../shared/data``);
+    skips the test when none has ``MNIST/raw/train-images-idx3-ubyte``."""
     root = find_shared_mnist()
     if root is None:
         pytest.skip("full MNIST not found (set GAN_DATA_DIR or provide ../shared/data)")

@@ -144,8 +144,10 @@ def test_evaluator_leaves_training_rng_and_memory_alone(tiny_data, tmp_path):
 
     cfg = compose_cfg(["trainer.max_epochs=1", "dataset.batch_size=64",
                        "trainer.enable_model_summary=false",
-                       "callbacks.progress_bar.refresh_rate=0", "metrics.num_fake=200",
-                       "metrics.num_real=128", "metrics.pr_num=64",
+                       "callbacks.progress_bar.refresh_rate=0", "metrics.fid.num_fake=200",
+                       "metrics.fid.num_real=128", "metrics.is.num_fake=200",
+                       "metrics.precision_recall.num_fake=64",
+                       "metrics.precision_recall.num_real=64",
                        "+metrics.classifier.epochs=1"], tiny_data, tmp_path)
     L.seed_everything(0)
     datamodule, module, trainer = build(cfg)
@@ -202,3 +204,34 @@ def test_metrics_do_not_change_the_training_trajectory(tiny_data, tmp_path):
         trainer.fit(module, datamodule=datamodule)
         weights.append(torch.cat([p.flatten() for p in module.generator.parameters()]))
     assert torch.equal(weights[0], weights[1])
+
+
+def test_each_metric_follows_its_own_schedule(tiny_data, tmp_path):
+    from conftest import FAST, compose_cfg
+    from gan_lightning.metrics import Evaluator
+    from gan_lightning.train import build
+
+    cfg = compose_cfg([*FAST, "trainer.max_epochs=3", "metrics.fid.every_n_epochs=2",
+                       "metrics.is.enabled=false", "metrics.precision_recall.every_n_epochs=3"],
+                      tiny_data, tmp_path)
+    datamodule, module, trainer = build(cfg)
+    trainer.fit(module, datamodule=datamodule)
+    evaluator = next(c for c in trainer.callbacks if isinstance(c, Evaluator))
+    history = evaluator.history
+    assert [h["epoch"] for h in history] == [2, 3]  # every 2nd epoch, and the last
+    assert all("is" not in h for h in history)
+    assert "precision" not in history[0] and "recall" in history[1]
+    summary = evaluator.run_summary()
+    assert summary["metrics_protocol"]["fid"]["num_fake"] == 128
+    assert (tmp_path / "best.ckpt").is_file()
+
+
+def test_bad_metric_settings_are_refused():
+    from gan_lightning.metrics import Evaluator
+
+    with pytest.raises(ValueError, match="metrics.fid.num_fake"):
+        Evaluator(fid={"num_fake": 1})
+    with pytest.raises(ValueError, match="every_n_epochs"):
+        Evaluator(precision_recall={"every_n_epochs": 0})
+    with pytest.raises(TypeError, match="unknown"):
+        Evaluator(kid={})

@@ -1,18 +1,21 @@
 """``Evaluator``: FID, IS and precision/recall of the generator, every few epochs.
 
 Protocol: ``num_real`` images of the dataset's test split are the reference (their features
-are computed once per run); ``num_fake`` samples are drawn in eval mode, in batches, from a
-latent sequence seeded by the run's seed (the same latents at every evaluation, so the curve
-is not noisy from resampling, and the training RNG is left untouched). Statistics are
-accumulated in float64 by torchmetrics. Results go to the loggers as ``val/fid``, ``val/is``,
+are computed once per run); fake samples are drawn in eval mode, in batches, from a latent
+sequence seeded by the run's seed (the same latents at every evaluation, so the curve is not
+noisy from resampling, and the training RNG is left untouched). One extractor (``fid.feature``)
+serves all three metrics and runs once per batch: FID reads its features, IS its logits,
+precision/recall the first ``num_fake`` / ``num_real`` features. Statistics are accumulated
+in float64 by torchmetrics. Results go to the loggers as ``val/fid``, ``val/is``,
 ``val/precision`` and ``val/recall`` against the generator step, to ``metrics.json`` (final,
-best and its epoch, history) and the lowest FID's weights to ``<run>/best.ckpt``.
+best and its epoch, history, protocol), and the lowest FID's weights to ``<run>/best.ckpt``.
 """
 
 from __future__ import annotations
 
 import logging
 import time
+from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
 
@@ -27,65 +30,70 @@ from gan_lightning.metrics.precision_recall import knn_radii, precision_recall
 log = logging.getLogger(__name__)
 
 
+@dataclass
+class Schedule:
+    """When and on how many samples one metric is computed."""
+
+    name: str
+    enabled: bool = True
+    every_n_epochs: int = 1
+    num_fake: int = 10_000
+    num_real: int = 10_000
+
+    def __post_init__(self) -> None:
+        for key in ("every_n_epochs", "num_fake", "num_real"):
+            if getattr(self, key) < 2 - (key == "every_n_epochs"):
+                raise ValueError(f"metrics.{self.name}.{key} must be >= "
+                                 f"{2 - (key == 'every_n_epochs')}, got {getattr(self, key)}")
+
+    def due(self, epoch: int, last: bool) -> bool:
+        return self.enabled and (epoch % self.every_n_epochs == 0 or last)
+
+
 class Evaluator(L.Callback):
-    """Computes sample-quality metrics at the end of every ``every_n_epochs``-th epoch.
+    """Computes sample-quality metrics at the end of training epochs.
 
     Args:
-        feature: ``classifier`` (default; cheap on CPU), ``inception`` or ``identity``.
-        every_n_epochs: evaluate FID (and IS) every this many epochs, and after the last.
-        num_fake: generated samples per evaluation.
-        num_real: test-split images in the reference set.
-        inception_score: also compute IS (needs an extractor with logits).
-        precision_recall: also compute improved precision/recall (k-NN manifolds) ...
-        pr_num: ... on this many real and fake samples ...
-        pr_k: ... with this k ...
-        pr_every_n_epochs: ... every this many epochs (k-NN costs ~O(pr_num^2)).
-        weights_path: local InceptionV3 weights for ``feature=inception`` offline.
-        antialias: resize antialiasing for ``inception`` (fixed and recorded).
+        fid: ``feature`` (``classifier``, default and cheap on CPU; ``inception``;
+            ``identity``), ``weights_path`` (local InceptionV3 weights, for offline use),
+            ``antialias`` (inception resize, fixed and recorded), and the schedule:
+            ``every_n_epochs``, ``num_fake``, ``num_real``. The extractor serves all metrics.
+        precision_recall: schedule (k-NN costs ~O(n^2): fewer samples, less often) and ``k``.
         batch_size: generation / feature batch size.
         classifier: training settings of the classifier (part of its cache key).
         cache_dir: where the classifier is cached (default ``<data root>/.gan_lightning``).
         out_dir: run folder, for ``best.ckpt``; ``None`` saves no best checkpoint.
+        seed: seeds the evaluation latents.
+        **metrics: ``is``, the Inception Score's schedule (a Python keyword, hence here).
     """
 
     def __init__(
         self,
-        feature: str = "classifier",
-        every_n_epochs: int = 1,
-        num_fake: int = 10_000,
-        num_real: int = 10_000,
-        inception_score: bool = True,
-        precision_recall: bool = True,
-        pr_num: int = 5_000,
-        pr_k: int = 3,
-        pr_every_n_epochs: int = 5,
-        weights_path: str | None = None,
-        antialias: bool = True,
+        fid: dict[str, Any] | None = None,
+        precision_recall: dict[str, Any] | None = None,
         batch_size: int = 1000,
         classifier: dict[str, Any] | None = None,
         cache_dir: str | None = None,
         out_dir: str | None = None,
         seed: int = 0,
+        **metrics: dict[str, Any],
     ) -> None:
-        for name, value in (("every_n_epochs", every_n_epochs), ("num_fake", num_fake),
-                            ("num_real", num_real), ("pr_num", pr_num), ("pr_k", pr_k),
-                            ("pr_every_n_epochs", pr_every_n_epochs),
-                            ("batch_size", batch_size)):
-            if value < 1:
-                raise ValueError(f"metrics.{name} must be >= 1, got {value}")
-        if num_fake < 2 or num_real < 2:
-            raise ValueError("metrics: FID needs at least 2 real and 2 fake samples")
-        self.feature = feature
-        self.every_n_epochs = every_n_epochs
-        self.num_fake = num_fake
-        self.num_real = num_real
-        self.with_is = inception_score
-        self.with_pr = precision_recall
-        self.pr_num = pr_num
-        self.pr_k = pr_k
-        self.pr_every_n_epochs = pr_every_n_epochs
-        self.weights_path = weights_path
-        self.antialias = antialias
+        unknown = set(metrics) - {"is"}
+        if unknown:
+            raise TypeError(f"metrics: unknown settings {sorted(unknown)}")
+        fid = dict(fid or {})
+        self.feature = fid.pop("feature", "classifier")
+        self.weights_path = fid.pop("weights_path", None)
+        self.antialias = fid.pop("antialias", True)
+        pr = dict(precision_recall or {})
+        self.pr_k = pr.pop("k", 3)
+        if self.pr_k < 1 or batch_size < 1:
+            raise ValueError("metrics: precision_recall.k and batch_size must be >= 1")
+        self.schedules = {
+            "fid": Schedule("fid", **fid),
+            "is": Schedule("is", **(metrics.get("is") or {})),
+            "precision_recall": Schedule("precision_recall", **pr),
+        }
         self.batch_size = batch_size
         self.classifier = classifier
         self.cache_dir = cache_dir
@@ -119,20 +127,21 @@ class Evaluator(L.Callback):
             IdentityFeatures(self.extractor.num_features), reset_real_features=False
         ).to(pl_module.device)
         self.inception = None
-        if self.with_is and hasattr(self.extractor, "features_and_logits"):
+        if not hasattr(self.extractor, "features_and_logits"):
+            self.schedules["is"].enabled = False  # no class logits (feature=identity)
+        if self.schedules["is"].enabled:
             self.inception = InceptionScore(torch.nn.Identity()).to(pl_module.device)
-        real = dm.reference_images(self.num_real)
-        if len(real) < self.num_real:
-            log.warning("metrics: only %d reference images (num_real=%d)", len(real),
-                        self.num_real)
-        self.real_pr = None
+        num_real = max(s.num_real for s in self.schedules.values() if s.enabled)
+        real = dm.reference_images(num_real)
+        if len(real) < num_real:
+            log.warning("metrics: only %d reference images (num_real=%d)", len(real), num_real)
         with torch.no_grad():
             features = torch.cat([self._extract(b.to(pl_module.device))[0]
                                   for b in real.split(self.batch_size)])
-            self.fid.update(features, real=True)
-            if self.with_pr:
-                self.real_pr = features[: self.pr_num].float()
-                self.real_radii = knn_radii(self.real_pr, self.pr_k)
+        self.fid.update(features[: self.schedules["fid"].num_real], real=True)
+        self.real_pr = features[: self.schedules["precision_recall"].num_real].float()
+        if self.schedules["precision_recall"].enabled:
+            self.real_radii = knn_radii(self.real_pr, self.pr_k)
         self.setup_time_s = time.perf_counter() - start
 
     def _extract(self, images: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor | None]:
@@ -160,44 +169,50 @@ class Evaluator(L.Callback):
             generator.train(was_training)
 
     @torch.no_grad()
-    def evaluate(self, pl_module: L.LightningModule, with_pr: bool = True) -> dict[str, float]:
-        """Metrics of the current generator; the metric states are reset afterwards."""
+    def evaluate(self, pl_module: L.LightningModule,
+                 metrics: set[str] | None = None) -> dict[str, float]:
+        """The given metrics (default: all enabled) of the current generator.
+
+        Metric states are reset afterwards; the real statistics are kept.
+        """
+        metrics = metrics or {k for k, s in self.schedules.items() if s.enabled}
+        n = max(self.schedules[k].num_fake for k in metrics)
+        features, logits = [], []
+        for batch in self.sample(pl_module, n).split(self.batch_size):
+            f, lg = self._extract(batch)
+            features.append(f)
+            logits.append(lg)
+        features = torch.cat(features)
         results: dict[str, float] = {}
-        fake = self.sample(pl_module, self.num_fake)
-        fake_features = []
-        for batch in fake.split(self.batch_size):
-            features, logits = self._extract(batch)
-            fake_features.append(features)
-            if self.inception is not None:
-                self.inception.update(logits)
-        fake_features = torch.cat(fake_features)
-        self.fid.update(fake_features, real=False)
-        results["fid"] = float(self.fid.compute())
-        self.fid.reset()  # keeps the real statistics (reset_real_features=False)
-        if self.inception is not None:
+        if "fid" in metrics:
+            self.fid.update(features[: self.schedules["fid"].num_fake], real=False)
+            results["fid"] = float(self.fid.compute())
+            self.fid.reset()  # keeps the real statistics (reset_real_features=False)
+        if "is" in metrics and self.inception is not None:
+            self.inception.update(torch.cat(logits)[: self.schedules["is"].num_fake])
             with torch.random.fork_rng():  # IS shuffles with the global RNG: keep training's
                 torch.manual_seed(self.seed)
                 results["is"] = float(self.inception.compute()[0])
             self.inception.reset()
-        if with_pr and self.real_pr is not None:
+        if "precision_recall" in metrics:
+            fake = features[: self.schedules["precision_recall"].num_fake].float()
             results["precision"], results["recall"] = precision_recall(
-                self.real_pr, fake_features[: self.pr_num].float(), self.pr_k, self.real_radii)
+                self.real_pr, fake, self.pr_k, self.real_radii)
         return results
 
     def on_train_epoch_end(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
         epoch = trainer.current_epoch + 1  # epochs completed
         last = epoch >= (trainer.max_epochs or 0) or trainer.should_stop
-        if epoch % self.every_n_epochs and not last:
-            return
-        if getattr(pl_module, "status", None) == "diverged":
+        due = {k for k, s in self.schedules.items() if s.due(epoch, last)}
+        if not due or getattr(pl_module, "status", None) == "diverged":
             return
         start = time.perf_counter()
-        results = self.evaluate(pl_module, with_pr=epoch % self.pr_every_n_epochs == 0 or last)
+        results = self.evaluate(pl_module, due)
         self.eval_time_s += time.perf_counter() - start
         pl_module.log_scalars({f"val/{k}": v for k, v in results.items()})
         self.history.append({"epoch": epoch, "g_step": pl_module.g_step, **results})
         log.info("epoch %d: %s", epoch, ", ".join(f"{k} {v:.4g}" for k, v in results.items()))
-        if self.best is None or results["fid"] < self.best["fid"]:
+        if "fid" in results and (self.best is None or results["fid"] < self.best["fid"]):
             self.best = self.history[-1]
             if self.out_dir is not None and trainer.is_global_zero:
                 trainer.save_checkpoint(self.out_dir / "best.ckpt", weights_only=False)
@@ -205,10 +220,13 @@ class Evaluator(L.Callback):
     # -- results ------------------------------------------------------------------------
     def run_summary(self) -> dict[str, Any]:
         """What ``metrics.json`` records: final and best values, history and protocol."""
-        protocol = {
-            "feature": self.feature, "num_fake": self.num_fake, "num_real": self.num_real,
-            "reference": "test split", "pr_num": self.pr_num, "pr_k": self.pr_k,
+        protocol: dict[str, Any] = {
+            "feature": self.feature, "reference": "test split", "precision_recall_k": self.pr_k,
+            **{k: asdict(s) for k, s in self.schedules.items()},
         }
+        for s in protocol.values():
+            if isinstance(s, dict):
+                s.pop("name", None)
         if self.feature == "classifier" and self.extractor is not None:
             protocol["classifier_test_accuracy"] = self.extractor.test_accuracy
             protocol["classifier_cache"] = self.extractor.path.name
@@ -217,16 +235,16 @@ class Evaluator(L.Callback):
         out: dict[str, Any] = {"metrics_protocol": protocol, "eval_time_s": self.eval_time_s,
                                "eval_setup_time_s": self.setup_time_s,
                                "metrics_history": self.history}
-        if self.history:
-            final = self.history[-1]
-            out["fid"] = {"final": final["fid"], "best": self.best["fid"],
+        if self.best is not None:
+            fids = [h for h in self.history if "fid" in h]
+            out["fid"] = {"final": fids[-1]["fid"], "best": self.best["fid"],
                           "best_epoch": self.best["epoch"]}
-            for key in ("is", "precision", "recall"):
-                values = [h for h in self.history if key in h]
-                if values:
-                    out[key] = {"final": values[-1][key]}
-            if "is" in final:
-                out["is"]["best"] = max(h["is"] for h in self.history if "is" in h)
+        for key in ("is", "precision", "recall"):
+            values = [h[key] for h in self.history if key in h]
+            if values:
+                out[key] = {"final": values[-1]}
+        if "is" in out:
+            out["is"]["best"] = max(h["is"] for h in self.history if "is" in h)
         return out
 
     def state_dict(self) -> dict[str, Any]:
