@@ -105,7 +105,8 @@ def run_train(args: list[str], data_dir: Path | str, out_root: Path, timeout: in
 
 
 def find_shared_mnist() -> Path | None:
-    candidates = [os.environ.get("GAN_DATA_DIR"), "/work/shared/data", REPO.parent / "shared" / "data"]
+    candidates = [os.environ.get("GAN_DATA_DIR"), "/work/shared/data",
+                  REPO.parent / "shared" / "data"]
     for c in candidates:
         if c and (Path(c) / "MNIST" / "raw" / "train-images-idx3-ubyte").is_file():
             return Path(c).resolve()

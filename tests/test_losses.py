@@ -50,3 +50,69 @@ def test_minimax_generator_loss():
     logits = t(-1.0, 2.0)
     expected = (math.log(1 - 1 / (1 + math.exp(1))) + math.log(1 - 1 / (1 + math.exp(-2)))) / 2
     assert MinimaxLoss().g_loss(logits).item() == pytest.approx(expected, rel=1e-6)
+
+
+def test_report_bce_terms_by_hand():
+    """D loss = BCE(sigmoid(real), 1) + BCE(sigmoid(fake), 0): each term computed with math.log."""
+    loss = ReportBCELoss()
+    sig = lambda x: 1 / (1 + math.exp(-x))  # noqa: E731
+    # real logits +2/-2 (mean over the batch), fake logits -2/+2
+    real_term = -(math.log(sig(2.0)) + math.log(sig(-2.0))) / 2
+    fake_term = -(math.log(1 - sig(-2.0)) + math.log(1 - sig(2.0))) / 2
+    value = loss.d_loss(t(2.0, -2.0), t(-2.0, 2.0)).item()
+    assert value == pytest.approx(real_term + fake_term, rel=1e-6)
+    # a sum, not a mean: twice what the non-saturating (mean) loss gives for the same logits
+    assert value == pytest.approx(2 * NonSaturatingLoss().d_loss(t(2.0, -2.0), t(-2.0, 2.0)).item(),
+                                  rel=1e-5)
+    assert loss.g_loss(t(2.0, -2.0)).item() == pytest.approx(
+        -(math.log(sig(2.0)) + math.log(sig(-2.0))) / 2, rel=1e-6)
+
+
+def test_report_bce_fake_term_is_exactly_the_clamp_when_saturated():
+    loss = ReportBCELoss()
+    # real logit 0 -> log 2; fake logit +50 -> sigmoid == 1.0 in float32 -> -log(0) clamped to 100
+    assert torch.sigmoid(torch.tensor(50.0)).item() == 1.0
+    assert loss.d_loss(t(0.0), t(50.0)).item() == pytest.approx(math.log(2) + 100.0, rel=1e-6)
+    # the fake term alone: real logits so large that their term is exactly 0
+    assert loss.d_loss(t(50.0, 50.0), t(50.0, 50.0)).item() == 100.0
+    assert loss.clamp == 100.0
+    # G's loss at the other end of the clamp: D says "fake" with certainty
+    assert loss.g_loss(t(-200.0)).item() == 100.0
+
+
+def test_report_bce_gradient_vanishes_at_the_clamp():
+    """The collapse mechanism: a saturated term has no gradient left for its logits."""
+    fake = torch.full((4, 1), 50.0, requires_grad=True)
+    ReportBCELoss().d_loss(torch.zeros(4, 1), fake).backward()
+    assert torch.all(fake.grad == 0)
+    # the stable loss still pushes the same logits down
+    fake2 = torch.full((4, 1), 50.0, requires_grad=True)
+    NonSaturatingLoss().d_loss(torch.zeros(4, 1), fake2).backward()
+    assert torch.all(fake2.grad > 0)
+
+
+def test_non_saturating_g_loss_is_softplus_of_minus_logits():
+    logits = t(-2.0, 0.0, 2.0)
+    by_hand = sum(math.log(1 + math.exp(-x)) for x in (-2.0, 0.0, 2.0)) / 3
+    assert NonSaturatingLoss().g_loss(logits).item() == pytest.approx(by_hand, rel=1e-6)
+    # mean of the two terms: real 2 and fake -2 give log(1 + e^-2) each
+    assert NonSaturatingLoss().d_loss(t(2.0), t(-2.0)).item() == pytest.approx(
+        math.log(1 + math.exp(-2.0)), rel=1e-6)
+
+
+def test_minimax_g_loss_is_minus_softplus():
+    logits = t(-3.0, 0.0, 1.5)
+    by_hand = -sum(math.log(1 + math.exp(x)) for x in (-3.0, 0.0, 1.5)) / 3
+    assert MinimaxLoss().g_loss(logits).item() == pytest.approx(by_hand, rel=1e-6)
+    assert torch.allclose(MinimaxLoss().g_loss(logits),
+                          -torch.nn.functional.softplus(logits).mean())
+    # its D loss is the non-saturating one
+    assert MinimaxLoss().d_loss(t(1.0), t(-1.0)).item() == pytest.approx(
+        NonSaturatingLoss().d_loss(t(1.0), t(-1.0)).item())
+
+
+def test_every_loss_reads_logits_as_probabilities():
+    for loss in (ReportBCELoss(), NonSaturatingLoss(), MinimaxLoss()):
+        assert loss.probabilistic
+        assert loss.prob(t(0.0)).item() == 0.5
+        assert loss.prob(t(2.0)).item() == pytest.approx(1 / (1 + math.exp(-2.0)))

@@ -1,3 +1,5 @@
+import csv
+
 import lightning as L
 import pytest
 import torch
@@ -75,7 +77,13 @@ class Recording(GANModule):
         return opt_d, opt_g
 
 
-def test_updates_touch_only_their_network(tmp_path):
+@pytest.mark.parametrize("n_critic", [1, 2])
+def test_updates_touch_only_their_network(tmp_path, n_critic):
+    """A D update leaves G's weights (and gradients) alone, a G update D's.
+
+    Every ``optimizer.step`` is wrapped: weights of both nets are snapshot just before and
+    compared just after, so each record says which network that one step changed.
+    """
     torch.manual_seed(0)
     module = Recording(
         generator=MLPGenerator(8, [1, 4, 4], [16]),
@@ -83,16 +91,28 @@ def test_updates_touch_only_their_network(tmp_path):
         loss=ReportBCELoss(),
         optimizer_g=lambda p: torch.optim.SGD(p, lr=0.1),
         optimizer_d=lambda p: torch.optim.SGD(p, lr=0.1),
-        z_dim=8, log_every_n_steps=1,
+        z_dim=8, n_critic=n_critic, log_every_n_steps=1,
     )
-    trainer(tmp_path, limit_train_batches=3).fit(module, loader())
-    assert [r[0] for r in module.record] == ["d", "g"] * 3  # D first, then G, each batch
+    trainer(tmp_path, limit_train_batches=4).fit(module, loader())
+    # D on every batch; G after every n_critic-th (n_critic=2: batch 0 updates D only)
+    expected = {1: ["d", "g"] * 4, 2: ["d", "d", "g"] * 2}[n_critic]
+    assert [r[0] for r in module.record] == expected
+    assert module.g_step == 4 // n_critic
     for name, g_changed, d_changed, other_grads_untouched in module.record:
         if name == "d":
             assert d_changed and not g_changed
         else:
             assert g_changed and not d_changed
         assert other_grads_untouched
+
+
+def test_first_batch_with_n_critic_2_changes_only_d(tmp_path):
+    module = make_module(n_critic=2)
+    g_before, d_before = snapshot(module.generator), snapshot(module.discriminator)
+    trainer(tmp_path, limit_train_batches=1).fit(module, loader())
+    assert same(g_before, snapshot(module.generator))
+    assert not same(d_before, snapshot(module.discriminator))
+    assert module.g_step == 0 and module.latest == {}
 
 
 @pytest.mark.parametrize("n_critic", [1, 3])
@@ -140,3 +160,68 @@ def test_invalid_arguments():
     with pytest.raises(ValueError, match="n_critic"):
         GANModule(MLPGenerator(1, [1, 4, 4], [4]), MLPDiscriminator([1, 4, 4], [4]),
                   ReportBCELoss(), torch.optim.SGD, torch.optim.SGD, z_dim=1, n_critic=0)
+
+
+class BatchRecorder(GANModule):
+    """Remembers the first item of every batch it trains on, per epoch."""
+
+    def training_step(self, batch, batch_idx):
+        self.seen = getattr(self, "seen", {})
+        self.seen.setdefault(self.current_epoch, []).append(batch[1][0].item())
+        return super().training_step(batch, batch_idx)
+
+
+def recorder():
+    torch.manual_seed(0)
+    return BatchRecorder(
+        generator=MLPGenerator(8, [1, 4, 4], [16]),
+        discriminator=MLPDiscriminator([1, 4, 4], [16]),
+        loss=ReportBCELoss(),
+        optimizer_g=lambda p: torch.optim.SGD(p, lr=0.1),
+        optimizer_d=lambda p: torch.optim.SGD(p, lr=0.1),
+        z_dim=8, log_every_n_steps=1,
+    )
+
+
+def indexed_loader(n=48, batch=8):
+    return InMemoryLoader(torch.rand(n, 1, 4, 4) * 2 - 1, torch.arange(n), batch_size=batch, seed=5)
+
+
+def test_resume_from_checkpoint_continues_g_step_and_batch_order(tmp_path):
+    """Resuming with ckpt_path restores g_step, and the loader's order for the next epoch is
+    the one an uninterrupted run would have seen (Lightning calls sampler.set_epoch)."""
+    straight = recorder()
+    trainer(tmp_path / "a", max_epochs=2).fit(straight, indexed_loader())
+    assert straight.g_step == 12
+    assert straight.seen[0] != straight.seen[1]  # a fresh permutation each epoch
+
+    first = recorder()
+    tr = trainer(tmp_path / "b", max_epochs=1)
+    tr.fit(first, indexed_loader())
+    tr.save_checkpoint(tmp_path / "epoch1.ckpt")
+    resumed = recorder()
+    assert resumed.g_step == 0
+    trainer(tmp_path / "c", max_epochs=2).fit(resumed, indexed_loader(),
+                                               ckpt_path=tmp_path / "epoch1.ckpt")
+    assert resumed.g_step == 12
+    assert list(resumed.seen) == [1]  # only the second epoch ran
+    assert resumed.seen[1] == straight.seen[1]
+    assert torch.equal(resumed.fixed_z, straight.fixed_z)
+
+
+def test_scalars_are_logged_at_generator_steps(tmp_path):
+    from lightning.pytorch.loggers import CSVLogger
+
+    module = make_module(n_critic=2)
+    module._log_every = 2
+    logger = CSVLogger(tmp_path, name="csv", version="")
+    L.Trainer(max_epochs=1, logger=logger, enable_checkpointing=False, enable_progress_bar=False,
+              enable_model_summary=False, default_root_dir=tmp_path).fit(module, loader(n=64))
+    # 8 batches, n_critic 2 -> 4 G steps; logged every 2nd: at G steps 2 and 4
+    assert module.g_step == 4 and module.latest_step == 4
+    with open(tmp_path / "csv" / "metrics.csv") as f:
+        rows = list(csv.DictReader(f))
+    steps = sorted({int(r["step"]) for r in rows if r.get("train/loss_d")})
+    assert steps == [2, 4]
+    assert {float(r["train/g_step"]) for r in rows if r.get("train/loss_d")} == {2.0, 4.0}
+    assert 0 <= module.latest["train/d_real"] <= 1 and 0 <= module.latest["train/d_fake"] <= 1
