@@ -11,7 +11,7 @@ from pathlib import Path
 import lightning as L
 import torch
 import torchvision
-from lightning.pytorch.callbacks import ModelCheckpoint
+from lightning.pytorch.callbacks import ModelCheckpoint, TQDMProgressBar
 from lightning.pytorch.loggers import TensorBoardLogger
 from lightning.pytorch.profilers import PassThroughProfiler
 
@@ -156,6 +156,14 @@ class HealthMonitor(L.Callback):
 class RunCheckpoint(ModelCheckpoint):
     """``last.ckpt`` in the run folder, never overwritten by the weights of a diverged run."""
 
+    @property
+    def state_key(self) -> str:
+        # Lightning formats this key at every hook call (8 a step); it depends only on the
+        # constructor's arguments, so compute it once.
+        if not hasattr(self, "_state_key"):
+            self._state_key = super().state_key
+        return self._state_key
+
     def _save_checkpoint(self, trainer: L.Trainer, filepath: str) -> None:
         if getattr(trainer.lightning_module, "status", None) == "diverged":
             return
@@ -175,3 +183,12 @@ class NullProfiler(PassThroughProfiler):
 
     def profile(self, action_name: str) -> contextlib.nullcontext:
         return self._nothing
+
+
+class GANProgressBar(TQDMProgressBar):
+    """Lightning's tqdm bar showing the module's latest ``loss_d``, ``loss_g`` and ``fid``."""
+
+    def get_metrics(self, trainer: L.Trainer, pl_module: L.LightningModule) -> dict:
+        metrics = super().get_metrics(trainer, pl_module)
+        metrics.update({k: f"{v:.3g}" for k, v in getattr(pl_module, "progress", {}).items()})
+        return metrics

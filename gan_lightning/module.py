@@ -69,10 +69,15 @@ class GANModule(L.LightningModule):
         # A buffer, so it moves with the module and is saved in checkpoints.
         fixed_z = torch.randn(num_fixed, z_dim, generator=torch.Generator().manual_seed(seed))
         self.register_buffer("fixed_z", fixed_z)
+        self._batch_dependent_d = any(
+            isinstance(m, nn.modules.batchnorm._NormBase) for m in discriminator.modules()
+        )
         self.g_step = 0
         #: the scalars of the latest log point (Python floats) and the g_step they belong to
         self.latest: dict[str, float] = {}
         self.latest_step = -1
+        #: what the progress bar shows
+        self.progress: dict[str, float] = {}
         #: set by callbacks that end a run early (``collapsed``, ``diverged``), with a message
         self.status: str | None = None
         self.status_message = ""
@@ -92,6 +97,17 @@ class GANModule(L.LightningModule):
 
     def forward(self, z: torch.Tensor) -> torch.Tensor:
         return self.generator(z)
+
+    def score(self, real: torch.Tensor, fake: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """D's logits for a real and a fake batch.
+
+        One pass over both batches together (one kernel per layer instead of two) when D has
+        no batch statistics; a D with BatchNorm sees each batch on its own, as usual, since
+        normalising real and fake together would change what it learns.
+        """
+        if self._batch_dependent_d:
+            return self.discriminator(real), self.discriminator(fake)
+        return self.discriminator(torch.cat([real, fake])).split([len(real), len(fake)])
 
     @property
     def log_every(self) -> int:
@@ -113,7 +129,7 @@ class GANModule(L.LightningModule):
         with torch.no_grad():
             fake = self.generator(self.sample_z(len(real)))
         with self.toggled_optimizer(opt_d):
-            d_real, d_fake = self.discriminator(real), self.discriminator(fake)
+            d_real, d_fake = self.score(real, fake)
             loss_d = self.loss.d_loss(d_real, d_fake)
             opt_d.zero_grad(set_to_none=True)
             self.manual_backward(loss_d)
@@ -141,11 +157,15 @@ class GANModule(L.LightningModule):
             self.latest_step = self.g_step
             self.log_scalars(self.latest)
 
-    #: scalars also shown in the progress bar, under their short names
+    #: scalars shown in the progress bar (``GANProgressBar``), under their short names
     PROGRESS_BAR = {"train/loss_d": "loss_d", "train/loss_g": "loss_g", "val/fid": "fid"}
 
     def log_scalars(self, metrics: dict[str, float]) -> None:
-        """Log scalars against the generator step to every logger, and to the progress bar."""
+        """Log scalars against the generator step to every logger, and to the progress bar.
+
+        Straight to the loggers rather than through ``self.log``: Lightning would otherwise
+        re-collect every logged value after every batch, whether or not it changed.
+        """
         for logger in self.loggers:
             logger.log_metrics(
                 {**metrics, "train/g_step": self.g_step, "train/epoch": self.current_epoch},
@@ -153,7 +173,7 @@ class GANModule(L.LightningModule):
             )
         for key, value in metrics.items():
             if key in self.PROGRESS_BAR:
-                self.log(self.PROGRESS_BAR[key], value, prog_bar=True, logger=False)
+                self.progress[self.PROGRESS_BAR[key]] = value
 
     # -- checkpoints --------------------------------------------------------------------
     def on_save_checkpoint(self, checkpoint: dict[str, Any]) -> None:

@@ -2,11 +2,14 @@ import json
 import math
 from types import SimpleNamespace
 
+import lightning as L
 import pytest
+import torch
 
-from conftest import NO_METRICS, run_train
+from conftest import NO_METRICS, compose_cfg, run_train
 from gan_lightning.callbacks import HealthMonitor
 from gan_lightning.losses import ReportBCELoss
+from gan_lightning.train import build
 
 
 def fake_run():
@@ -95,8 +98,78 @@ def test_invalid_patience():
         HealthMonitor(patience=0)
 
 
-def test_short_healthy_real_run_raises_nothing(tiny_data, tmp_path):
-    run_train([*NO_METRICS, "trainer.max_epochs=3"], tiny_data, tmp_path)
+@pytest.mark.parametrize("optimizer", ["default", "adam"])
+def test_short_healthy_real_run_raises_nothing(tiny_data, tmp_path, optimizer):
+    """The default optimizer (SGD lr 0.1, see conf/optimizer/default.yaml) and Adam train
+    without any health warning, logging at every generator step (24 log points)."""
+    run_train([*NO_METRICS, "trainer.max_epochs=3", f"optimizer={optimizer}"], tiny_data,
+              tmp_path)
     (path,) = tmp_path.glob("runs/*/*/metrics.json")
     metrics = json.loads(path.read_text())
     assert metrics["status"] == "ok" and metrics["warnings"] == []
+    assert metrics["g_steps"] == 24 and "message" not in metrics
+
+
+def test_critic_scores_are_not_checked_for_saturation():
+    monitor, (module, trainer) = HealthMonitor(patience=2), fake_run()
+    module.loss = SimpleNamespace(probabilistic=False)
+    feed(monitor, module, trainer, 5, d_real=1.0, d_fake=1.0, loss_d=100.0)
+    assert module.status is None and monitor.warnings == []
+    feed(monitor, module, trainer, 1, start=5, loss_d=math.nan)
+    assert module.status == "diverged"  # divergence is checked for every loss
+
+
+class NaNAfterFirstEpoch:
+    """Wraps a loss: finite for epoch 0, NaN from epoch 1 on (as a blown-up run gives)."""
+
+    def __init__(self, inner, module):
+        self.inner, self.module = inner, module
+        self.probabilistic, self.prob = inner.probabilistic, inner.prob
+
+    def poison(self, value):
+        return value * math.nan if self.module.current_epoch >= 1 else value
+
+    def d_loss(self, real_logits, fake_logits):
+        return self.poison(self.inner.d_loss(real_logits, fake_logits))
+
+    def g_loss(self, fake_logits):
+        return self.poison(self.inner.g_loss(fake_logits))
+
+
+def test_diverged_run_stops_and_keeps_its_last_finite_checkpoint(tiny_data, tmp_path):
+    """A NaN loss in epoch 2 (of 3): the run stops as 'diverged' at the next log point and
+    keeps epoch 1's checkpoint (HealthMonitor + RunCheckpoint docstrings). loss=ns, because
+    loss=bce crashes on NaN instead (see test_losses.py::test_report_bce_propagates_nan)."""
+    cfg = compose_cfg([*NO_METRICS, "trainer.max_epochs=3", "loss=ns"], tiny_data, tmp_path)
+    datamodule, module, trainer = build(cfg)
+    module.loss = NaNAfterFirstEpoch(module.loss, module)
+    trainer.fit(module, datamodule=datamodule)
+    assert module.status == "diverged" and "non-finite loss" in module.status_message
+    assert module.g_step == 9  # stopped at the first log point of epoch 2 (of 3)
+    assert trainer.should_stop
+    ckpt = torch.load(tmp_path / "last.ckpt", weights_only=False)
+    assert ckpt["g_step"] == 8  # epoch 1's weights, not the NaN ones
+    assert all(torch.isfinite(v).all() for v in ckpt["state_dict"].values())
+
+
+class CheckpointSpy(L.Callback):
+    """At the start of each epoch, the g_step stored in <run>/last.ckpt (None: no file)."""
+
+    def __init__(self, path):
+        self.path, self.seen = path, []
+
+    def on_train_epoch_start(self, trainer, pl_module):
+        found = torch.load(self.path, weights_only=False)["g_step"] if self.path.is_file() else None
+        self.seen.append((trainer.current_epoch, found))
+
+
+def test_last_checkpoint_is_written_at_every_epoch_end(tiny_data, tmp_path):
+    """conf/callbacks/default.yaml: "<run>/last.ckpt at each epoch end". A run killed in
+    epoch 3 must find epoch 2's weights on disk."""
+    cfg = compose_cfg([*NO_METRICS, "trainer.max_epochs=3"], tiny_data, tmp_path)
+    datamodule, module, trainer = build(cfg)
+    spy = CheckpointSpy(tmp_path / "last.ckpt")
+    trainer.callbacks.append(spy)
+    trainer.fit(module, datamodule=datamodule)
+    assert spy.seen == [(0, None), (1, 8), (2, 16)]
+    assert torch.load(tmp_path / "last.ckpt", weights_only=False)["g_step"] == 24

@@ -1,9 +1,11 @@
 from pathlib import Path
 
 import pytest
+import torch
+from hydra.utils import instantiate
 from omegaconf import OmegaConf
 
-from conftest import REPO, compose_cfg
+from conftest import REPO, compose_cfg, compose_hydra_cfg
 
 GROUPS = ["dataset", "model", "loss", "optimizer", "trainer", "logger", "callbacks", "debug",
           "metrics"]
@@ -64,3 +66,65 @@ def test_data_dir_from_environment(monkeypatch, tmp_path):
     with initialize_config_dir(config_dir=str(Path(REPO / "conf")), version_base="1.3"):
         cfg = compose("config")
     assert cfg.paths.data_dir == "./data"
+
+
+def test_default_choices(tmp_path):
+    choices = compose_hydra_cfg([]).hydra.runtime.choices
+    assert choices["dataset"] == "mnist" and choices["model"] == "mlp_small"
+    assert choices["loss"] == "bce" and choices["logger"] == "tensorboard"
+    cfg = compose_cfg([], tmp_path, tmp_path)
+    assert cfg.model.generator._target_ == "gan_lightning.models.MLPGenerator"
+    assert list(cfg.model.generator.img_shape) == [1, 28, 28] and cfg.model.generator.z_dim == 100
+
+
+@pytest.mark.parametrize("optimizer", ["sgd", "adam", "default"])
+def test_shared_lr_reaches_both_torch_optimizers(optimizer, tmp_path):
+    cfg = compose_cfg([f"optimizer={optimizer}", "optimizer.lr=0.1"], tmp_path, tmp_path)
+    param = [torch.nn.Parameter(torch.zeros(1))]
+    opt_g, opt_d = instantiate(cfg.optimizer.g)(param), instantiate(cfg.optimizer.d)(param)
+    assert opt_g.param_groups[0]["lr"] == 0.1 and opt_d.param_groups[0]["lr"] == 0.1
+    if optimizer == "adam":
+        assert isinstance(opt_g, torch.optim.Adam) and opt_g.param_groups[0]["betas"] == (0.5,
+                                                                                          0.999)
+
+
+def test_per_network_lr_changes_only_that_network(tmp_path):
+    cfg = compose_cfg(["optimizer=sgd", "optimizer.d.lr=0.05"], tmp_path, tmp_path)
+    param = [torch.nn.Parameter(torch.zeros(1))]
+    assert instantiate(cfg.optimizer.d)(param).param_groups[0]["lr"] == 0.05
+    assert instantiate(cfg.optimizer.g)(param).param_groups[0]["lr"] == 0.3
+
+
+@pytest.mark.parametrize(("group", "option"),
+                         [o for o in OPTIONS if o[0] in ("model", "loss", "optimizer", "logger",
+                                                          "callbacks")])
+def test_every_option_instantiates(group, option, tmp_path):
+    cfg = compose_cfg([f"{group}={option}"], tmp_path, tmp_path)
+    node = cfg[group]
+    if group == "model":
+        g, d = instantiate(node.generator), instantiate(node.discriminator)
+        assert d(g(torch.randn(2, cfg.z_dim))).shape == (2, 1)
+    elif group == "loss":
+        assert instantiate(node).d_loss(torch.zeros(2, 1), torch.zeros(2, 1)).item() > 0
+    elif group == "optimizer":
+        for net in ("g", "d"):
+            opt = instantiate(node[net])([torch.nn.Parameter(torch.zeros(1))])
+            assert isinstance(opt, torch.optim.Optimizer)
+    else:
+        objects = [instantiate(c) for c in node.values()]
+        assert objects and all(o is not None for o in objects)
+
+
+def test_debug_fast_limits_batches(tmp_path):
+    cfg = compose_cfg(["debug=fast"], tmp_path, tmp_path)
+    assert cfg.trainer.limit_train_batches == 5 and cfg.trainer.max_epochs == 1
+    assert cfg.trainer.log_every_n_steps == 1
+
+
+def test_hydra_output_folders_live_under_output_root(tmp_path):
+    cfg = compose_hydra_cfg([f"paths.output_root={tmp_path}"])
+    run_dir = OmegaConf.select(cfg, "hydra.run.dir")
+    sweep_dir = OmegaConf.select(cfg, "hydra.sweep.dir")
+    assert run_dir.startswith(f"{tmp_path}/runs/") and sweep_dir.startswith(f"{tmp_path}/multirun/")
+    excluded = cfg.hydra.job.config.override_dirname.exclude_keys
+    assert {"paths.output_root", "paths.data_dir"} <= set(excluded)

@@ -1,8 +1,10 @@
 import os
+import time
 
 import pytest
 import torch
 
+from conftest import write_idx_dataset
 from gan_lightning import data
 from gan_lightning.data import (
     DatasetUnavailableError,
@@ -45,6 +47,26 @@ def test_loader_length_and_permutation():
     assert not torch.equal(epoch0, epoch1)
 
 
+def test_loader_without_shuffle_and_drop_last():
+    x = torch.arange(10)
+    plain = [b[0].tolist() for b in InMemoryLoader(x, batch_size=4, shuffle=False)]
+    assert plain == [[0, 1, 2, 3], [4, 5, 6, 7], [8, 9]]
+    dropped = [b[0] for b in InMemoryLoader(x, batch_size=4, drop_last=True, seed=1)]
+    assert [len(b) for b in dropped] == [4, 4]
+    assert len(set(torch.cat(dropped).tolist())) == 8  # still a permutation, last 2 dropped
+
+
+def test_loader_order_depends_on_seed_and_epoch_only():
+    x = torch.arange(100)
+    a, b = InMemoryLoader(x, batch_size=32, seed=7), InMemoryLoader(x, batch_size=32, seed=7)
+    b.sampler.set_epoch(3)
+    a.sampler.set_epoch(3)
+    assert torch.equal(torch.cat([t[0] for t in a]), torch.cat([t[0] for t in b]))
+    c = InMemoryLoader(x, batch_size=32, seed=8)
+    c.sampler.set_epoch(3)
+    assert not torch.equal(torch.cat([t[0] for t in a]), torch.cat([t[0] for t in c]))
+
+
 def test_loader_keeps_pairs_aligned():
     x = torch.arange(20)
     loader = InMemoryLoader(x, x * 10, batch_size=6, seed=0)
@@ -53,20 +75,79 @@ def test_loader_keeps_pairs_aligned():
 
 
 def test_missing_data_real_download_fails_cleanly(tmp_path):
-    """No network here: torchvision's own download fails and nothing is left behind."""
+    """No network here: torchvision's own download really runs, fails, and leaves nothing.
+
+    The one test of the real download path (the others monkeypatch it away).
+    """
     root = tmp_path / "empty"
     root.mkdir()
+    start = time.perf_counter()
+    with pytest.raises(DatasetUnavailableError) as info:
+        load_images("mnist", root, download=True, source="torchvision")
+    assert time.perf_counter() - start < 60  # bounded by DOWNLOAD_TIMEOUT_S, not a hang
+    message = str(info.value)
+    assert "mnist" in message and str(root / "MNIST") in message and "GAN_DATA_DIR" in message
+    assert "download failed" in message
+    assert os.listdir(root) == []  # no scratch folder, no partial MNIST/
+
+
+def offline(*args, **kwargs):
+    raise OSError("no network")
+
+
+def test_missing_data_offline_names_dataset_and_folder(tmp_path, monkeypatch):
+    monkeypatch.setattr(data, "_download_atomically", offline)
+    root = tmp_path / "root"
+    root.mkdir()
+    (root / "unrelated.txt").write_text("keep me")
     with pytest.raises(DatasetUnavailableError) as info:
         load_images("mnist", root, download=True, source="torchvision")
     message = str(info.value)
-    assert "mnist" in message and str(root) in message and "GAN_DATA_DIR" in message
-    assert os.listdir(root) == []
+    assert message.startswith("mnist:")
+    assert f"'{root / 'MNIST'}'" in message
+    assert "OSError: no network" in message and "dataset.source=bundled" in message
+    assert sorted(os.listdir(root)) == ["unrelated.txt"]
+
+
+def test_missing_data_without_download_does_not_try(tmp_path, monkeypatch):
+    def must_not_download(*args, **kwargs):
+        raise AssertionError("download attempted with download=False")
+
+    monkeypatch.setattr(data, "_download_atomically", must_not_download)
+    with pytest.raises(DatasetUnavailableError, match="fashion_mnist") as info:
+        load_images("fashion_mnist", tmp_path, download=False, source="torchvision")
+    assert str(tmp_path / "FashionMNIST") in str(info.value)
+    assert "dataset.source=bundled" not in str(info.value)  # MNIST only
+
+
+def test_fashion_mnist_reads_the_same_layout(tmp_path):
+    write_idx_dataset(tmp_path, folder="FashionMNIST", n_train=40, n_test=20)
+    images, labels, source = load_images("fashion_mnist", tmp_path, download=False)
+    assert source == "full" and images.shape == (40, 28, 28) and labels.shape == (40,)
+    # no MNIST folder: the fashion files are not read for mnist
+    with pytest.raises(DatasetUnavailableError):
+        load_images("mnist", tmp_path, download=False, source="torchvision")
+
+
+def test_tiny_data_in_unit_range(tiny_data):
+    images, _, _ = load_images("mnist", tiny_data, download=False)
+    x = to_unit_range(images)
+    assert x.dtype == torch.float32 and x.shape == (256, 1, 28, 28)
+    assert x.min().item() == -1.0 and x.max().item() == 1.0
+    # exactly Normalize(0.5, 0.5) of ToTensor()
+    assert torch.allclose(x[:, 0], (images.float() / 255 - 0.5) / 0.5, atol=1e-6)
+
+
+def test_invalid_arguments(tmp_path):
+    with pytest.raises(ValueError, match="unknown"):
+        load_images("svhn", tmp_path)
+    with pytest.raises(ValueError, match="source"):
+        load_images("mnist", tmp_path, source="internet")
+    with pytest.raises(ValueError, match="mnist only"):
+        load_images("cifar10", tmp_path, source="bundled")
 
 
 def test_auto_falls_back_to_bundled_subset(tmp_path, monkeypatch):
-    def offline(*args, **kwargs):
-        raise OSError("no network")
-
     monkeypatch.setattr(data, "_download_atomically", offline)
     with pytest.warns(UserWarning, match="BUNDLED"):
         images, labels, source = load_images("mnist", tmp_path, source="auto")
@@ -98,3 +179,12 @@ def test_datamodule_rejects_bad_values(tiny_data):
     dm = GANDataModule("mnist", str(tiny_data), img_shape=[3, 32, 32])
     with pytest.raises(ValueError, match="img_shape"):
         dm.setup("fit")
+
+
+def test_datamodule_falls_back_to_bundled_and_references_it(tmp_path, monkeypatch):
+    monkeypatch.setattr(data, "_download_atomically", offline)
+    dm = GANDataModule("mnist", str(tmp_path), batch_size=500, img_shape=[1, 28, 28])
+    with pytest.warns(UserWarning, match="bundled-5k"):
+        dm.setup("fit")
+    assert dm.source_used == "bundled-5k" and len(dm.train_dataloader()) == 10
+    assert dm.reference_images(7).shape == (7, 1, 28, 28)

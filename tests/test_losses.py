@@ -116,3 +116,15 @@ def test_every_loss_reads_logits_as_probabilities():
         assert loss.probabilistic
         assert loss.prob(t(0.0)).item() == 0.5
         assert loss.prob(t(2.0)).item() == pytest.approx(1 / (1 + math.exp(-2.0)))
+
+
+@pytest.mark.parametrize("loss", [ReportBCELoss(), NonSaturatingLoss(), MinimaxLoss()],
+                         ids=["bce", "ns", "minimax"])
+def test_losses_propagate_nan_instead_of_raising(loss):
+    """A blown-up D gives NaN logits; the loss must return NaN (so the health monitor reports
+    'diverged'), not raise. ReportBCELoss raises: F.binary_cross_entropy rejects NaN input
+    ("all elements of input should be between 0 and 1")."""
+    nan = t(math.nan, 0.0)
+    assert math.isnan(loss.g_loss(nan).item())
+    assert math.isnan(loss.d_loss(nan, t(0.0, 0.0)).item())
+    assert math.isnan(loss.d_loss(t(0.0, 0.0), nan).item())

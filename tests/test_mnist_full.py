@@ -18,12 +18,26 @@ def test_reports_sgd_setting_collapses_within_two_epochs(shared_mnist, tmp_path)
     (path,) = tmp_path.glob("runs/*/*/metrics.json")
     metrics = json.loads(path.read_text())
     assert metrics["status"] == "collapsed"
-    assert metrics["g_steps"] <= 2 * 938  # within the first two epochs
+    assert metrics["g_steps"] <= 2 * 938 and metrics["epochs"] <= 2  # within two epochs
+    assert "generator step" in metrics["message"]
     assert "optimizer.lr=0.1" in metrics["message"]
     assert (path.parent / "last.ckpt").is_file()  # the collapsed run's checkpoint is kept
 
 
-def test_default_run_is_healthy_and_draws_digits(shared_mnist, tmp_path):
+def test_default_run_is_healthy(shared_mnist, tmp_path):
+    """One epoch of the default settings (metrics off, ~10 s): healthy, on the full set."""
+    run_train(["trainer.max_epochs=1", "metrics=none", *QUIET], shared_mnist, tmp_path)
+    (path,) = tmp_path.glob("runs/*/*/metrics.json")
+    metrics = json.loads(path.read_text())
+    assert metrics["status"] == "ok" and metrics["data_source"] == "full"
+    assert metrics["g_steps"] == 938 and metrics["warnings"] == []
+    grid = torch.tensor(list(Image.open(path.parent / "samples.png").convert("L").getdata()))
+    assert (grid < 64).float().mean() > 0.5  # MNIST-like: mostly dark background
+
+
+@pytest.mark.slow
+def test_default_run_with_metrics_draws_digits(shared_mnist, tmp_path):
+    """The same with the default metrics (FID/IS/PR on 10,000 samples): ~2 minutes."""
     run_train(["trainer.max_epochs=1", *QUIET], shared_mnist, tmp_path)
     (path,) = tmp_path.glob("runs/*/*/metrics.json")
     metrics = json.loads(path.read_text())

@@ -225,3 +225,23 @@ def test_scalars_are_logged_at_generator_steps(tmp_path):
     assert steps == [2, 4]
     assert {float(r["train/g_step"]) for r in rows if r.get("train/loss_d")} == {2.0, 4.0}
     assert 0 <= module.latest["train/d_real"] <= 1 and 0 <= module.latest["train/d_fake"] <= 1
+
+
+def test_joint_discriminator_pass_matches_separate_passes():
+    module = make_module()
+    real, fake = torch.rand(8, 1, 4, 4), torch.rand(5, 1, 4, 4)
+    d_real, d_fake = module.score(real, fake)
+    assert torch.allclose(d_real, module.discriminator(real), atol=1e-6)
+    assert torch.allclose(d_fake, module.discriminator(fake), atol=1e-6)
+    assert not module._batch_dependent_d
+
+
+def test_batchnorm_discriminator_scores_batches_separately():
+    d = torch.nn.Sequential(torch.nn.Flatten(), torch.nn.Linear(16, 4), torch.nn.BatchNorm1d(4),
+                            torch.nn.Linear(4, 1))
+    module = GANModule(MLPGenerator(8, [1, 4, 4], [16]), d, ReportBCELoss(), torch.optim.SGD,
+                       torch.optim.SGD, z_dim=8)
+    assert module._batch_dependent_d
+    real, fake = torch.rand(8, 1, 4, 4), torch.rand(8, 1, 4, 4) + 3
+    d_real, _ = module.score(real, fake)
+    assert torch.allclose(d_real, d(real), atol=1e-6)  # real batch normalised on its own

@@ -5,9 +5,11 @@ import time
 
 import pytest
 import torch
+from PIL import Image
 from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
 
-from conftest import FAST, NO_METRICS, run_train
+from conftest import FAST, NO_METRICS, compose_cfg, run_train
+from gan_lightning.train import build, run
 
 SCALARS = {"train/loss_d", "train/loss_g", "train/d_real", "train/d_fake", "val/fid", "val/is"}
 
@@ -35,7 +37,8 @@ def single_run(tmp_path_factory):
 
 
 def test_single_run_writes_everything(single_run):
-    _, _, run_dir = single_run
+    _, out, run_dir = single_run
+    assert list(out.glob("runs/*/*")) == [run_dir]  # exactly one run folder
     metrics = json.loads((run_dir / "metrics.json").read_text())
     assert metrics["status"] == "ok" and metrics["data_source"] == "full"
     assert metrics["g_steps"] == 256 // 32 and metrics["optimizer_steps"] == 2 * 8
@@ -47,6 +50,10 @@ def test_single_run_writes_everything(single_run):
 
     grid = (run_dir / "samples.png").read_bytes()
     assert grid[:8] == b"\x89PNG\r\n\x1a\n"
+    with Image.open(run_dir / "samples.png") as image:
+        image.load()
+        # 64 fixed latents in an 8x8 grid of 28px images with make_grid's 2px padding
+        assert image.size == (8 * 30 + 2, 8 * 30 + 2)
     ckpt = torch.load(run_dir / "last.ckpt", weights_only=False)
     assert ckpt["g_step"] == 8 and "fixed_z" in ckpt["state_dict"]
     assert (run_dir / "best.ckpt").is_file() and (run_dir / "config.yaml").is_file()
@@ -56,6 +63,9 @@ def test_single_run_writes_everything(single_run):
     assert events.Tags()["images"] == ["samples/fixed_noise"]
     steps = [e.step for e in events.Scalars("train/loss_d")]
     assert steps == list(range(1, 9))  # one point per generator step (log_every_n_steps=1)
+    for tag in ("train/loss_g", "train/d_real", "train/d_fake"):
+        assert max(e.step for e in events.Scalars(tag)) <= metrics["g_steps"]
+    assert [e.step for e in events.Images("samples/fixed_noise")] == [8]
     assert [e.step for e in events.Scalars("val/fid")] == [8]
 
 
@@ -87,6 +97,7 @@ def test_multirun_makes_one_folder_per_combination(tiny_data, tmp_path):
 
 def test_failing_job_does_not_stop_the_sweep(tiny_data, tmp_path):
     run_train(["-m", "z_dim=20,0", *NO_METRICS], tiny_data, tmp_path)
+    assert len(run_dirs(tmp_path, "multirun")) == 2
     records = {json.loads((d / "metrics.json").read_text())["overrides"][0]:
                json.loads((d / "metrics.json").read_text()) for d in run_dirs(tmp_path, "multirun")}
     assert records["z_dim=20"]["status"] == "ok"
@@ -99,9 +110,66 @@ def test_missing_data_offline_fails_fast(tmp_path):
     empty.mkdir()
     start = time.perf_counter()
     proc = run_train(["dataset.source=torchvision"], empty, tmp_path / "out", check=False)
-    assert time.perf_counter() - start < 90
+    assert time.perf_counter() - start < 60
     assert proc.returncode != 0
     text = proc.stdout + proc.stderr
     assert "mnist" in text and str(empty) in text
     assert not list((tmp_path / "out").glob("**/last.ckpt"))
     assert list(empty.iterdir()) == []  # no partial download left behind
+
+
+def test_sweep_with_many_overrides_runs(tiny_data, tmp_path):
+    """A sweep with a dozen overrides must run. conf/hydra/default.yaml names each job folder
+    ``${hydra.job.num}_${hydra.job.override_dirname}``, all overrides joined into ONE path
+    component, which passes the file system's 255-byte name limit here: Hydra dies with
+    ``OSError: [Errno 36] File name too long`` before any job starts."""
+    extra = ["+trainer.limit_train_batches=1", "callbacks.health.patience=5",
+             "callbacks.health.eps=0.02", "callbacks.samples.every_n_epochs=1",
+             "optimizer.d.lr=0.05", "optimizer.g.lr=0.05"]
+    run_train(["-m", "z_dim=20,30", *NO_METRICS, *extra], tiny_data, tmp_path)
+    dirs = run_dirs(tmp_path, "multirun")
+    assert len(dirs) == 2
+    for d in dirs:
+        assert json.loads((d / "metrics.json").read_text())["status"] == "ok"
+
+
+def test_blown_up_run_with_the_default_loss_is_reported_as_diverged(tiny_data, tmp_path):
+    """An absurd learning rate makes the weights non-finite in the first steps. The health
+    monitor should stop the run as 'diverged' (exit 0, a message suggesting a lower lr).
+    With loss=bce (the default) the run instead crashes inside ReportBCELoss
+    (F.binary_cross_entropy: "all elements of input should be between 0 and 1")."""
+    proc = run_train([*NO_METRICS, "optimizer=sgd", "optimizer.lr=1e30"], tiny_data, tmp_path,
+                     check=False)
+    (path,) = tmp_path.glob("runs/*/*/metrics.json")
+    metrics = json.loads(path.read_text())
+    assert metrics["status"] == "diverged", metrics.get("error")
+    assert "lower learning rate" in metrics["message"]
+    assert proc.returncode == 0
+
+
+@pytest.mark.parametrize(("n_critic", "batch_size", "max_g_steps"),
+                         [(1, 48, 7), (2, 48, 6), (3, 64, 3)])
+def test_max_g_steps_counts_generator_steps(tiny_data, tmp_path, n_critic, batch_size,
+                                            max_g_steps):
+    """``max_g_steps`` must stop the run after exactly that many G steps. build() translates it
+    to ``max_steps = max_g_steps * (n_critic + 1)``, which is only right when n_critic divides
+    the batches per epoch: 256 images / 64 = 4 batches with n_critic=3 give 4 D + 1 G = 5
+    optimizer steps per epoch (not 4), so max_steps=12 is reached after 2 G steps."""
+    cfg = compose_cfg([*NO_METRICS, f"n_critic={n_critic}", f"dataset.batch_size={batch_size}",
+                       f"max_g_steps={max_g_steps}", "trainer.max_epochs=50", "logger=csv"],
+                      tiny_data, tmp_path)
+    datamodule, module, trainer = build(cfg)
+    trainer.fit(module, datamodule=datamodule)
+    assert module.g_step == max_g_steps
+
+
+def test_run_outside_hydra_records_a_failure_and_raises(tiny_data, tmp_path):
+    """``run`` on a composed config: a single (non-sweep) run that fails still writes
+    metrics.json (status failed, the error) and re-raises, so train.py exits non-zero."""
+    cfg = compose_cfg([*NO_METRICS, "z_dim=0"], tiny_data, tmp_path)
+    with pytest.raises(ValueError, match="z_dim"):
+        run(cfg)
+    record = json.loads((tmp_path / "metrics.json").read_text())
+    assert record["status"] == "failed" and record["error"].startswith("ValueError: z_dim")
+    assert "Traceback" in record["traceback"] and record["overrides"] == []
+    assert (tmp_path / "config.yaml").is_file()
