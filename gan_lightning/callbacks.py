@@ -164,6 +164,12 @@ class RunCheckpoint(ModelCheckpoint):
             self._state_key = super().state_key
         return self._state_key
 
+    def on_train_epoch_end(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
+        # Lightning writes last.ckpt only after it wrote a top-k file; here last.ckpt is the
+        # run's only checkpoint, so it is written at every epoch end.
+        if not self._should_skip_saving_checkpoint(trainer):
+            self._save_last_checkpoint(trainer, self._monitor_candidates(trainer))
+
     def _save_checkpoint(self, trainer: L.Trainer, filepath: str) -> None:
         if getattr(trainer.lightning_module, "status", None) == "diverged":
             return

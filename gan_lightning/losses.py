@@ -25,6 +25,18 @@ class GANLoss:
         raise NotImplementedError
 
 
+def _bce(p: torch.Tensor, target: float) -> torch.Tensor:
+    """``nn.BCELoss`` on probabilities (torch's own kernel: log clamped at -100, its gradient
+    epsilon), but NaN-transparent.
+
+    ``F.binary_cross_entropy`` rejects a NaN input (an error on CPU, a device assert on
+    CUDA). NaN is swapped for 0.5 and added back as a zero-gradient NaN term, so a
+    non-finite loss reaches the health monitor, which reports the run as diverged.
+    """
+    finite = torch.nan_to_num(p, nan=0.5)
+    return F.binary_cross_entropy(finite, torch.full_like(p, target)) + (p - finite).sum()
+
+
 class ReportBCELoss(GANLoss):
     """The source report's loss, numerics included: ``Sigmoid`` then ``nn.BCELoss``.
 
@@ -43,14 +55,11 @@ class ReportBCELoss(GANLoss):
         self.fake_label = fake_label
 
     def d_loss(self, real_logits: torch.Tensor, fake_logits: torch.Tensor) -> torch.Tensor:
-        p_real, p_fake = torch.sigmoid(real_logits), torch.sigmoid(fake_logits)
-        return F.binary_cross_entropy(
-            p_real, torch.full_like(p_real, self.real_label)
-        ) + F.binary_cross_entropy(p_fake, torch.full_like(p_fake, self.fake_label))
+        return (_bce(torch.sigmoid(real_logits), self.real_label)
+                + _bce(torch.sigmoid(fake_logits), self.fake_label))
 
     def g_loss(self, fake_logits: torch.Tensor) -> torch.Tensor:
-        p_fake = torch.sigmoid(fake_logits)
-        return F.binary_cross_entropy(p_fake, torch.full_like(p_fake, self.real_label))
+        return _bce(torch.sigmoid(fake_logits), self.real_label)
 
 
 class NonSaturatingLoss(GANLoss):

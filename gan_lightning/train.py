@@ -36,16 +36,13 @@ def build(cfg: DictConfig) -> tuple[L.LightningDataModule, GANModule, L.Trainer]
         z_dim=cfg.z_dim,
         n_critic=cfg.n_critic,
         seed=cfg.seed,
+        max_g_steps=cfg.get("max_g_steps"),
     )
     callbacks = [instantiate(c) for c in (cfg.get("callbacks") or {}).values()]
     if cfg.get("metrics"):
         callbacks.append(instantiate(cfg.metrics))
     loggers = [instantiate(c) for c in (cfg.get("logger") or {}).values()]
-    overrides: dict[str, Any] = {}
-    if cfg.get("max_g_steps"):
-        # Lightning's max_steps counts D and G optimizer steps alike (see module docstring).
-        overrides["max_steps"] = cfg.max_g_steps * (cfg.n_critic + 1)
-    trainer = instantiate(cfg.trainer, callbacks=callbacks, logger=loggers or False, **overrides)
+    trainer = instantiate(cfg.trainer, callbacks=callbacks, logger=loggers or False)
     return datamodule, module, trainer
 
 

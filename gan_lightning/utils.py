@@ -2,12 +2,28 @@
 
 from __future__ import annotations
 
+import hashlib
 from pathlib import Path
 
 import rich
 import rich.syntax
 import rich.tree
 from omegaconf import DictConfig, OmegaConf
+
+
+def short_name(text: str, limit: int = 80) -> str:
+    """``text`` if short enough for a folder name, else its start and a hash of the whole.
+
+    Sweep folders are named after their overrides; a long list would exceed the file
+    system's 255-byte name limit.
+    """
+    if len(text) <= limit:
+        return text
+    return f"{text[: limit - 9]}-{hashlib.sha1(text.encode()).hexdigest()[:8]}"
+
+
+if not OmegaConf.has_resolver("short_name"):
+    OmegaConf.register_new_resolver("short_name", short_name)
 
 #: the groups shown first in the printed config tree
 ORDER = ("dataset", "model", "loss", "optimizer", "trainer", "callbacks", "logger", "paths")

@@ -125,10 +125,12 @@ def test_n_critic_counts_generator_steps(tmp_path, n_critic):
     assert tr.global_step == 6 + 6 // n_critic
 
 
-def test_max_g_steps_translation_stops_at_generator_steps(tmp_path):
-    module = make_module(n_critic=2)
-    tr = trainer(tmp_path, max_steps=4 * (2 + 1), max_epochs=10)
-    tr.fit(module, loader(n=48, batch=8))
+@pytest.mark.parametrize("n_critic", [2, 4])
+def test_max_g_steps_stops_at_exactly_that_many_generator_steps(tmp_path, n_critic):
+    module = make_module(n_critic=n_critic)
+    module.max_g_steps = 4
+    # 6 batches an epoch: with n_critic=4 the epochs do not split into whole G steps
+    trainer(tmp_path, max_epochs=10).fit(module, loader(n=48, batch=8))
     assert module.g_step == 4
 
 
