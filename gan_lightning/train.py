@@ -111,7 +111,11 @@ def summarize(module: GANModule, trainer: L.Trainer | None) -> dict[str, Any]:
     """Steps, throughput, final scalars and health of a run that got as far as training."""
     out: dict[str, Any] = {"g_steps": module.g_step}
     if trainer is not None:
-        out["epochs"] = trainer.fit_loop.epoch_progress.current.completed
+        # batches trained over batches per epoch: 1.5 means stopped half-way through epoch 2
+        batches = trainer.fit_loop.total_batch_idx + 1 if module.g_step else 0
+        per_epoch = trainer.num_training_batches
+        if per_epoch and per_epoch != float("inf"):
+            out["epochs"] = round(batches / per_epoch, 3)
         out["optimizer_steps"] = trainer.global_step
     if module.status_message:
         out["message"] = module.status_message
