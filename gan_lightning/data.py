@@ -2,7 +2,7 @@
 
 Image datasets are read with torchvision's own classes (its download code, file layout and
 checks), decoded once into a uint8 tensor, scaled to [-1, 1] once, and batched from memory:
-the per-item PIL transform path measured about 5x slower per training step on 2 CPU cores.
+no per-item PIL transforms, no collation, no worker processes.
 """
 
 from __future__ import annotations

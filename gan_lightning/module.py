@@ -36,7 +36,7 @@ class GANModule(L.LightningModule):
         num_fixed: size of the fixed latent batch the sample grids are drawn from.
         seed: seeds the fixed latent batch, so every run of a seed shows the same latents.
         log_every_n_steps: scalars are logged every this many generator steps (``None``: the
-            trainer's ``log_every_n_steps``). Logging every step measured ~25% slower.
+            trainer's ``log_every_n_steps``). Each log point costs a host sync.
         max_g_steps: stop after this many generator steps (``None``: no limit).
     """
 
