@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import logging
 import math
+import os
 import time
 import traceback
 from pathlib import Path
@@ -78,8 +79,10 @@ def run(cfg: DictConfig) -> dict[str, Any] | None:
     module = trainer = None
     try:
         print_config(cfg, run_dir / "config.yaml")
-        if cfg.get("threads"):
-            torch.set_num_threads(cfg.threads)
+        threads = torch_threads(cfg)
+        if threads:
+            torch.set_num_threads(threads)
+        record["threads"] = torch.get_num_threads()
         L.seed_everything(cfg.seed, workers=True)
         datamodule, module, trainer = build(cfg)
         module.run_config = OmegaConf.to_container(cfg, resolve=True)
@@ -105,6 +108,22 @@ def run(cfg: DictConfig) -> dict[str, Any] | None:
     if record["status"] != "ok":
         log.warning("run ended with status %s: %s", record["status"], record.get("message", ""))
     return record
+
+
+def torch_threads(cfg: DictConfig) -> int | None:
+    """``threads`` if set; under a parallel launcher, the cores shared out among its jobs.
+
+    Two jobs with two threads each on two cores oversubscribe them and run slower than one
+    job after the other; one thread per job does not.
+    """
+    if cfg.get("threads"):
+        return cfg.threads
+    if HydraConfig.initialized():
+        n_jobs = HydraConfig.get().launcher.get("n_jobs")
+        if n_jobs and n_jobs != 1:
+            cores = os.cpu_count() or 1
+            return max(1, cores // (cores if n_jobs < 0 else n_jobs))
+    return None
 
 
 def summarize(module: GANModule, trainer: L.Trainer | None) -> dict[str, Any]:

@@ -28,3 +28,32 @@ def test_report_mlp_layer_sizes():
     slopes = {m.negative_slope for m in [*g.modules(), *d.modules()]
               if isinstance(m, torch.nn.LeakyReLU)}
     assert slopes == {0.2}
+
+
+def test_larger_mlp_layer_sizes():
+    g = MLPGenerator(100, [1, 28, 28], [256, 512, 1024])
+    d = MLPDiscriminator([1, 28, 28], [512, 256])
+    g_out = [m.out_features for m in g.modules() if isinstance(m, torch.nn.Linear)]
+    d_out = [m.out_features for m in d.modules() if isinstance(m, torch.nn.Linear)]
+    assert g_out == [256, 512, 1024, 784] and d_out == [512, 256, 1]
+
+
+def test_dcgan_mnist_shapes_and_source_layers():
+    from gan_lightning.models import DCGANMNISTDiscriminator, DCGANMNISTGenerator
+
+    g, d = DCGANMNISTGenerator(100, [1, 28, 28]), DCGANMNISTDiscriminator([1, 28, 28])
+    x = g(torch.randn(3, 100))
+    assert x.shape == (3, 1, 28, 28) and x.abs().max() <= 1
+    assert d(x).shape == (3, 1)
+    convs_t = [m for m in g.modules() if isinstance(m, torch.nn.ConvTranspose2d)]
+    assert [(m.out_channels, m.kernel_size, m.stride) for m in convs_t] == [
+        (256, (3, 3), (2, 2)), (128, (4, 4), (2, 2))]
+    conv_types = torch.nn.Conv2d | torch.nn.ConvTranspose2d
+    assert all(m.bias is None for m in g.modules() if isinstance(m, conv_types))
+    assert not any(isinstance(m, torch.nn.Dropout) for m in g.modules())  # dropout in D only
+    assert [m.p for m in d.modules() if isinstance(m, torch.nn.Dropout)] == [0.3]
+    d_convs = [(m.out_channels, m.kernel_size, m.stride) for m in d.modules()
+               if isinstance(m, torch.nn.Conv2d)]
+    assert d_convs == [(512, (5, 5), (2, 2)), (256, (3, 3), (2, 2)), (128, (3, 3), (1, 1))]
+    with pytest.raises(ValueError, match="28x28"):
+        DCGANMNISTGenerator(100, [3, 32, 32])

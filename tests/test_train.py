@@ -173,3 +173,13 @@ def test_run_outside_hydra_records_a_failure_and_raises(tiny_data, tmp_path):
     assert record["status"] == "failed" and record["error"].startswith("ValueError: z_dim")
     assert "Traceback" in record["traceback"] and record["overrides"] == []
     assert (tmp_path / "config.yaml").is_file()
+
+
+def test_parallel_launcher_shares_the_cores(tiny_data, tmp_path):
+    import os
+
+    run_train(["-m", "hydra/launcher=parallel", "z_dim=20,50", *NO_METRICS], tiny_data, tmp_path)
+    records = [json.loads((d / "metrics.json").read_text()) for d in run_dirs(tmp_path, "multirun")]
+    assert [r["status"] for r in records] == ["ok", "ok"]
+    expected = max(1, (os.cpu_count() or 1) // 2)
+    assert [r["threads"] for r in records] == [expected, expected]
