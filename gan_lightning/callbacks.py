@@ -181,8 +181,8 @@ class NullProfiler(PassThroughProfiler):
 
     Lightning enters ``profiler.profile(name)`` ~90 times a training step; the default
     ``PassThroughProfiler`` creates a ``contextlib`` generator each time. One reusable
-    ``nullcontext`` does the same nothing for less (``trainer.profiler`` can still be set to
-    ``simple`` or ``advanced`` to profile for real).
+    ``nullcontext`` does the same nothing for less. To profile for real:
+    ``trainer.profiler._target_=lightning.pytorch.profilers.SimpleProfiler``.
     """
 
     _nothing = contextlib.nullcontext()

@@ -85,7 +85,6 @@ def run(cfg: DictConfig) -> dict[str, Any] | None:
         record["threads"] = torch.get_num_threads()
         L.seed_everything(cfg.seed, workers=True)
         datamodule, module, trainer = build(cfg)
-        module.run_config = OmegaConf.to_container(cfg, resolve=True)
         record["data_source"] = datamodule.source_used
         for logger in trainer.loggers:
             logger.log_hyperparams(hparams(cfg, datamodule.source_used))

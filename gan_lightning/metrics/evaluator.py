@@ -41,10 +41,11 @@ class Schedule:
     num_real: int = 10_000
 
     def __post_init__(self) -> None:
-        for key in ("every_n_epochs", "num_fake", "num_real"):
-            if getattr(self, key) < 2 - (key == "every_n_epochs"):
-                raise ValueError(f"metrics.{self.name}.{key} must be >= "
-                                 f"{2 - (key == 'every_n_epochs')}, got {getattr(self, key)}")
+        # a covariance needs at least 2 samples
+        for key, minimum in (("every_n_epochs", 1), ("num_fake", 2), ("num_real", 2)):
+            if getattr(self, key) < minimum:
+                raise ValueError(f"metrics.{self.name}.{key} must be >= {minimum}, "
+                                 f"got {getattr(self, key)}")
 
     def due(self, epoch: int, last: bool) -> bool:
         return self.enabled and (epoch % self.every_n_epochs == 0 or last)

@@ -224,14 +224,13 @@ class InceptionFeatures(nn.Module):
         return ((x.clamp(-1, 1) + 1) * 127.5).round().to(torch.uint8)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        # the features in features_list order: (pool3 2048-d, unbiased logits)
-        return self.net._torch_fidelity_forward(self._prepare(x))[0].reshape(len(x), -1)
+        return self.features_and_logits(x)[0]
 
     def logits(self, x: torch.Tensor) -> torch.Tensor:
-        return self.net._torch_fidelity_forward(self._prepare(x))[1].reshape(len(x), -1)
+        return self.features_and_logits(x)[1]
 
     def features_and_logits(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-        """Both from one pass through the network."""
+        """Both from one pass through the network (in ``features_list`` order)."""
         features, logits = self.net._torch_fidelity_forward(self._prepare(x))
         return features.reshape(len(x), -1), logits.reshape(len(x), -1)
 
