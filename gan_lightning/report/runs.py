@@ -1,0 +1,146 @@
+"""A sweep folder read back: one ``Run`` per job folder, from ``metrics.json`` and TensorBoard.
+
+Nothing here trusts a run to have finished: a folder without ``metrics.json`` is
+``incomplete``, an unreadable one is ``unreadable``, and missing event files mean no curves.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+# what metrics.json says, plus what the report infers for folders without a readable one
+STATUSES = ("ok", "collapsed", "diverged", "interrupted", "failed", "incomplete", "unreadable")
+CURVE_TAGS = ("train/loss_d", "train/loss_g", "train/d_real", "train/d_fake")
+
+
+@dataclass
+class Run:
+    """One job of a sweep: its folder, overrides, status, final figures and curves."""
+
+    path: Path
+    overrides: dict[str, str]
+    status: str
+    record: dict[str, Any] = field(default_factory=dict)
+    curves: dict[str, tuple[list[int], list[float]]] = field(default_factory=dict)
+
+    @property
+    def name(self) -> str:
+        return self.path.name
+
+    @property
+    def samples(self) -> Path | None:
+        path = self.path / "samples.png"
+        return path if path.is_file() else None
+
+    def figure(self, key: str) -> float | None:
+        """A number of the run by report column name (``None`` where the run has none)."""
+        r = self.record
+        value = {
+            "fid": (r.get("fid") or {}).get("final"),
+            "best_fid": (r.get("fid") or {}).get("best"),
+            "best_epoch": (r.get("fid") or {}).get("best_epoch"),
+            "is": (r.get("is") or {}).get("final"),
+            "loss_d": (r.get("final") or {}).get("loss_d"),
+            "loss_g": (r.get("final") or {}).get("loss_g"),
+            "epochs": r.get("epochs"),
+            "wall_time_s": r.get("wall_time_s"),
+            "steps_per_s": r.get("g_steps_per_s"),
+        }[key]
+        return value if isinstance(value, int | float) else None
+
+    def fid_history(self) -> tuple[list[int], list[float]]:
+        history = [h for h in self.record.get("metrics_history") or [] if "fid" in h]
+        return [h["epoch"] for h in history], [h["fid"] for h in history]
+
+
+def job_order(path: Path) -> tuple[int, str]:
+    """Hydra names job folders ``<num>_<overrides>``; sort by the number, then the name."""
+    match = re.match(r"(\d+)", path.name)
+    return (int(match.group(1)) if match else 1 << 30, path.name)
+
+
+def find_runs(sweep_dir: Path) -> list[Path]:
+    """Job folders of a sweep: those holding ``metrics.json`` or Hydra's ``.hydra`` record."""
+    found = {p.parent for p in sweep_dir.glob("*/metrics.json")}
+    found |= {p.parent for p in sweep_dir.glob("*/.hydra") if p.is_dir()}
+    return sorted(found, key=job_order)
+
+
+def read_overrides(path: Path, record: dict[str, Any]) -> dict[str, str]:
+    """``key=value`` overrides of a job, from ``metrics.json`` or else ``.hydra/overrides.yaml``."""
+    items = record.get("overrides")
+    if items is None:
+        hydra_file = path / ".hydra" / "overrides.yaml"
+        try:
+            items = yaml.safe_load(hydra_file.read_text()) or []
+        except (OSError, yaml.YAMLError):
+            items = []
+    pairs = (str(item).split("=", 1) for item in items if "=" in str(item))
+    return {key.lstrip("+~"): value for key, value in pairs}
+
+
+def read_curves(path: Path) -> dict[str, tuple[list[int], list[float]]]:
+    """Training scalars from the run's TensorBoard event files: ``{tag: (g_steps, values)}``."""
+    from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
+
+    curves: dict[str, dict[int, float]] = {}
+    for event_dir in sorted({p.parent for p in path.rglob("events.out.tfevents.*")}):
+        try:
+            # images are the bulk of an event file and the report reads samples.png instead
+            events = EventAccumulator(str(event_dir), size_guidance={"scalars": 0, "images": 1})
+            events.Reload()
+            tags = [t for t in CURVE_TAGS if t in events.Tags()["scalars"]]
+            for tag in tags:
+                for event in events.Scalars(tag):
+                    curves.setdefault(tag, {})[event.step] = event.value
+        except Exception:  # noqa: BLE001 - a truncated event file leaves its run without curves
+            continue
+    return {tag: (sorted(points), [points[s] for s in sorted(points)])
+            for tag, points in curves.items()}
+
+
+def load_run(path: Path) -> Run:
+    record: dict[str, Any] = {}
+    status = "incomplete"
+    metrics = path / "metrics.json"
+    if metrics.is_file():
+        try:
+            record = json.loads(metrics.read_text())
+            status = str(record.get("status", "incomplete"))
+        except (OSError, ValueError):
+            status = "unreadable"
+    return Run(path, read_overrides(path, record), status, record, read_curves(path))
+
+
+def load_sweep(sweep_dir: Path) -> list[Run]:
+    return [load_run(path) for path in find_runs(sweep_dir)]
+
+
+def swept_axes(runs: list[Run]) -> tuple[list[str], dict[str, str]]:
+    """Override keys whose values differ between runs (in first-seen order), and the fixed ones."""
+    keys: list[str] = []
+    for run in runs:
+        keys += [k for k in run.overrides if k not in keys]
+    swept = [k for k in keys if len({r.overrides.get(k) for r in runs}) > 1]
+    fixed = {k: runs[0].overrides[k] for k in keys
+             if k not in swept and k in runs[0].overrides}
+    return swept, fixed
+
+
+def axis_values(runs: list[Run], axis: str) -> list[str]:
+    """An axis's values in a natural order: numbers numerically, otherwise first-seen order."""
+    values: list[str] = []
+    for run in runs:
+        value = run.overrides.get(axis, "")
+        if value not in values:
+            values.append(value)
+    try:
+        return sorted(values, key=float)
+    except ValueError:
+        return values

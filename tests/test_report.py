@@ -1,0 +1,157 @@
+"""``gan-report``: sweep folders -> report.md / report.html, from metrics.json and events."""
+
+import json
+import re
+import statistics
+import subprocess
+import sys
+
+import pytest
+from torch.utils.tensorboard import SummaryWriter
+
+from conftest import FAST, REPO, run_train
+from gan_lightning.report import build_report
+from gan_lightning.report.runs import load_sweep, swept_axes
+
+
+def fake_run(sweep, num, overrides, status="ok", fid=None, losses=(1.0, 1.0), steps=20,
+             events=True):
+    """A job folder as train.py leaves it: metrics.json, .hydra/overrides.yaml, scalars."""
+    name = f"{num}_" + ",".join(overrides)
+    run = sweep / name
+    (run / ".hydra").mkdir(parents=True)
+    (run / ".hydra" / "overrides.yaml").write_text("".join(f"- {o}\n" for o in overrides))
+    if status is not None:
+        record = {"status": status, "overrides": overrides, "wall_time_s": 10.0 + num,
+                  "g_steps_per_s": 100.0 + num, "epochs": 2.0,
+                  "final": {"loss_d": losses[0], "loss_g": losses[1]}}
+        if fid is not None:
+            record["fid"] = {"final": fid[-1], "best": min(fid), "best_epoch":
+                             fid.index(min(fid)) + 1}
+            record["metrics_history"] = [{"epoch": e + 1, "fid": f} for e, f in enumerate(fid)]
+        (run / "metrics.json").write_text(json.dumps(record))
+    if events:
+        writer = SummaryWriter(str(run / "tensorboard"))
+        for step in range(1, steps + 1):
+            writer.add_scalar("train/loss_d", losses[0] + 0.01 * step, step)
+            writer.add_scalar("train/loss_g", losses[1] - 0.01 * step, step)
+        writer.close()
+    return run
+
+
+@pytest.fixture
+def sweep(tmp_path):
+    """optimizer x seed, 2 x 2 ok runs, plus a failed, an incomplete and an unreadable one."""
+    sweep = tmp_path / "sweep"
+    fids = {("sgd", 1): [300.0, 200.0], ("sgd", 2): [310.0, 220.0],
+            ("adam", 1): [400.0, 390.0], ("adam", 2): [420.0, 380.0]}
+    for num, ((opt, seed), fid) in enumerate(fids.items()):
+        fake_run(sweep, num, [f"optimizer={opt}", f"seed={seed}"], fid=fid,
+                 losses=(1.0 + num, 2.0 - 0.1 * num))
+    failed = fake_run(sweep, 4, ["optimizer=adam", "seed=3"], status="failed", events=False)
+    record = json.loads((failed / "metrics.json").read_text())
+    record["error"] = "ValueError: deliberately broken"
+    (failed / "metrics.json").write_text(json.dumps(record))
+    fake_run(sweep, 5, ["optimizer=sgd", "seed=3"], status=None)  # killed before the end
+    broken = fake_run(sweep, 6, ["optimizer=sgd", "seed=4"], fid=[500.0])
+    (broken / "metrics.json").write_text('{"status": "ok", "fi')  # truncated write
+    event = next((broken / "tensorboard").glob("events.*"))
+    event.write_bytes(event.read_bytes()[:-7])  # truncated event file
+    return sweep
+
+
+def table_rows(md: str, heading: str) -> list[list[str]]:
+    section = md.split(f"## {heading}\n", 1)[1].split("\n#", 1)[0]
+    lines = [ln for ln in section.splitlines() if ln.startswith("| ")][2:]
+    return [[c.strip() for c in ln.strip("| ").split(" | ")] for ln in lines]
+
+
+def test_statuses_axes_and_curves_are_read_back(sweep):
+    runs = {r.name.split("_")[0]: r for r in load_sweep(sweep)}
+    assert [runs[str(i)].status for i in range(7)] == ["ok"] * 4 + ["failed", "incomplete",
+                                                                     "unreadable"]
+    assert swept_axes(list(runs.values())) == (["optimizer", "seed"], {})
+    steps, values = runs["0"].curves["train/loss_d"]
+    assert steps == list(range(1, 21)) and values[0] == pytest.approx(1.01)
+    assert runs["5"].overrides == {"optimizer": "sgd", "seed": "3"}  # from .hydra
+
+
+def test_report_tables_match_metrics_json(sweep):
+    out = build_report(sweep)
+    md = out["markdown"].read_text()
+    rows = table_rows(md, "Runs")
+    assert len(rows) == 7
+    assert [r[3] for r in rows] == ["ok"] * 4 + ["failed", "incomplete", "unreadable"]
+    assert rows[0][:7] == ["0", "sgd", "1", "ok", "200.0", "200.0", "-"]
+    over_seeds = {r[0]: r for r in table_rows(md, "Over seeds")}
+    # sgd: two ok runs with final FID 200 and 220, plus the incomplete and unreadable ones
+    sgd_fid = f"{statistics.mean([200, 220]):.1f} ± {statistics.stdev([200, 220]):.1f}"
+    assert over_seeds["sgd"][1:4] == ["4", "1 incomplete, 2 ok, 1 unreadable", sgd_fid]
+    adam_fid = f"{statistics.mean([390, 380]):.1f} ± {statistics.stdev([390, 380]):.1f}"
+    assert over_seeds["adam"][3] == adam_fid
+    assert "deliberately broken" in md
+    for name in ("losses_optimizer.png", "fid_optimizer.png"):
+        assert (out["files"] / name).stat().st_size > 5000
+
+
+def test_report_html_is_self_contained_and_regenerates_identically(sweep):
+    out = build_report(sweep)
+    first = {p: p.read_bytes() for p in [out["markdown"], out["html"],
+                                         *sorted(out["files"].iterdir())]}
+    html = out["html"].read_text()
+    assert html.count("data:image/png;base64,") == 2  # the two figures; no samples.png here
+    assert not re.search(r"<img src='(?!data:)", html)
+    build_report(sweep)
+    again = {p: p.read_bytes() for p in first}
+    assert again == first
+
+
+def test_sample_grid_is_laid_out_by_the_swept_axes(tmp_path):
+    from PIL import Image
+
+    sweep = tmp_path / "sweep"
+    for num, (opt, z) in enumerate([(o, z) for o in ("sgd", "adam") for z in (20, 50)]):
+        run = fake_run(sweep, num, [f"optimizer={opt}", f"z_dim={z}"], fid=[100.0 + num])
+        Image.new("L", (8, 8), 40 * num).save(run / "samples.png")
+    md = build_report(sweep)["markdown"].read_text()
+    grid = table_rows(md, "Final samples")
+    assert [r[0] for r in grid] == ["**optimizer=sgd**", "**optimizer=adam**"]
+    assert "0_optimizer=sgd,z_dim=20/samples.png" in grid[0][1]
+    assert "3_optimizer=adam,z_dim=50/samples.png" in grid[1][2]
+    assert (sweep / "report_files" / "losses_z_dim.png").is_file()
+
+
+def test_cli_reports_a_missing_folder_in_one_line(tmp_path):
+    proc = subprocess.run([sys.executable, "-m", "gan_lightning.report", str(tmp_path / "nope")],
+                          capture_output=True, text=True, cwd=REPO)
+    assert proc.returncode == 2
+    assert proc.stderr.strip().splitlines() == [f"gan-report: sweep folder not found: "
+                                                f"{tmp_path / 'nope'}"]
+    empty = tmp_path / "empty"
+    empty.mkdir()
+    proc = subprocess.run([sys.executable, "-m", "gan_lightning.report", str(empty)],
+                          capture_output=True, text=True, cwd=REPO)
+    assert proc.returncode == 2 and "no runs" in proc.stderr
+
+
+def test_real_sweep_of_eight_runs_and_a_failing_job(tiny_data, tmp_path):
+    """train.py -m writes the report itself at the end of the sweep (hydra callback)."""
+    sweep = tmp_path / "sweep"
+    run_train(["-m", "optimizer=sgd,adam", "z_dim=20,50", "seed=1,2", *FAST,
+               f"hydra.sweep.dir={sweep}"], tiny_data, tmp_path)
+    md = (sweep / "report.md").read_text()
+    assert len(table_rows(md, "Runs")) == 8
+    run_train(["-m", "z_dim=0", *FAST, f"hydra.sweep.dir={sweep}"], tiny_data, tmp_path)
+    md = (sweep / "report.md").read_text()
+    rows = table_rows(md, "Runs")
+    assert len(rows) == 9
+    statuses = [r[4] for r in rows]
+    assert statuses.count("failed") == 1 and set(statuses) <= {"ok", "collapsed", "failed"}
+    records = [json.loads(p.read_text()) for p in sorted(sweep.glob("*/metrics.json"))]
+    fids = sorted(f"{r['fid']['final']:.1f}" for r in records if "fid" in r)
+    assert sorted(r[5] for r in rows if r[5] != "-") == fids
+    assert len(fids) == 8
+    for name in ("losses_optimizer", "losses_z_dim", "fid_optimizer", "fid_z_dim"):
+        assert (sweep / "report_files" / f"{name}.png").is_file()
+    html = (sweep / "report.html").read_text()
+    assert html.count("data:image/png;base64,") >= 4 + 4  # figures + one grid per setting
