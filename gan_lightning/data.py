@@ -272,3 +272,44 @@ class GANDataModule(L.LightningDataModule):
             drop_last=self.drop_last,
             seed=self.seed,
         )
+
+
+class GaussianDataModule(L.LightningDataModule):
+    """The d2l toy: ``n`` points ``X @ A + b``, ``X ~ N(0, I)``, drawn from ``seed``.
+
+    The target is ``N(b, A^T A)``. Batches are ``(points (B, 2), zeros)`` like an image set's
+    ``(images, labels)``; ``reference_images`` draws fresh points (another seed) for metrics.
+    """
+
+    def __init__(self, n: int = 1000, A: list[list[float]] | None = None,
+                 b: list[float] | None = None, batch_size: int = 8, seed: int = 0,
+                 name: str = "gaussian2d", data_dir: str = "", shuffle: bool = True,
+                 img_shape: list[int] | None = None, num_classes: int | None = None) -> None:
+        super().__init__()
+        if n < 1 or batch_size < 1:
+            raise ValueError(f"gaussian2d needs n >= 1 and batch_size >= 1; got {n}, {batch_size}")
+        self.A = torch.tensor(A if A is not None else [[1.0, 2.0], [-0.1, 0.5]])
+        self.b = torch.tensor(b if b is not None else [1.0, 2.0])
+        if self.A.ndim != 2 or self.A.shape[1] != len(self.b):
+            raise ValueError(f"A must be (k, d) with d = len(b); got {list(self.A.shape)}, "
+                             f"{len(self.b)}")
+        self.n, self.batch_size, self.seed, self.shuffle = n, batch_size, seed, shuffle
+        self.name, self.data_dir, self.num_classes = name, data_dir, num_classes
+        self.img_shape = img_shape or [len(self.b)]
+        self.source_used = "synthetic"
+        self.images: torch.Tensor | None = None
+
+    def draw(self, n: int, seed: int) -> torch.Tensor:
+        x = torch.randn(n, self.A.shape[0], generator=torch.Generator().manual_seed(seed))
+        return x @ self.A + self.b
+
+    def setup(self, stage: str | None = None) -> None:
+        if self.images is None:
+            self.images = self.draw(self.n, self.seed)
+
+    def reference_images(self, n: int | None = None) -> torch.Tensor:
+        return self.draw(n or self.n, self.seed + 1)
+
+    def train_dataloader(self) -> InMemoryLoader:
+        return InMemoryLoader(self.images, torch.zeros(len(self.images), dtype=torch.long),
+                              batch_size=self.batch_size, shuffle=self.shuffle, seed=self.seed)

@@ -2,7 +2,9 @@
 
 Every loss has ``d_loss(real_logits, fake_logits)`` and ``g_loss(fake_logits)``, and
 ``prob(logits)``, the discriminator's belief that an input is real, which the module logs as
-``train/d_real`` / ``train/d_fake`` and the health monitor reads.
+``train/d_real`` / ``train/d_fake`` and the health monitor reads. Losses whose scores are not
+probabilities (LSGAN, hinge, WGAN-GP: ``probabilistic = False``) log the raw mean score there.
+A loss may add ``penalty(critic, real, fake)`` to D's loss (WGAN-GP's gradient penalty).
 """
 
 import torch
@@ -23,6 +25,9 @@ class GANLoss:
 
     def g_loss(self, fake_logits: torch.Tensor) -> torch.Tensor:
         raise NotImplementedError
+
+    #: a regulariser of D's loss (``penalty(critic, real, fake)``), e.g. WGAN-GP's; None: none
+    penalty = None
 
 
 def _bce(p: torch.Tensor, target: float) -> torch.Tensor:
@@ -99,3 +104,65 @@ class MinimaxLoss(NonSaturatingLoss):
     def g_loss(self, fake_logits: torch.Tensor) -> torch.Tensor:
         # log(1 - sigmoid(l)) = -softplus(l)
         return -F.softplus(fake_logits).mean()
+
+
+class LSGANLoss(GANLoss):
+    """Least-squares GAN (Mao et al. 2017): D regresses real to 1 and fake to 0, G pulls its
+    fakes toward 1. Scores are not probabilities; ``train/d_real`` logs the raw mean output."""
+
+    probabilistic = False
+
+    def prob(self, logits: torch.Tensor) -> torch.Tensor:
+        return logits
+
+    def d_loss(self, real_logits: torch.Tensor, fake_logits: torch.Tensor) -> torch.Tensor:
+        return 0.5 * ((real_logits - 1) ** 2).mean() + 0.5 * (fake_logits ** 2).mean()
+
+    def g_loss(self, fake_logits: torch.Tensor) -> torch.Tensor:
+        return 0.5 * ((fake_logits - 1) ** 2).mean()
+
+
+class HingeLoss(GANLoss):
+    """Hinge loss (Lim & Ye 2017; SAGAN, BigGAN): D wants real >= 1 and fake <= -1."""
+
+    probabilistic = False
+
+    def prob(self, logits: torch.Tensor) -> torch.Tensor:
+        return logits
+
+    def d_loss(self, real_logits: torch.Tensor, fake_logits: torch.Tensor) -> torch.Tensor:
+        return F.relu(1 - real_logits).mean() + F.relu(1 + fake_logits).mean()
+
+    def g_loss(self, fake_logits: torch.Tensor) -> torch.Tensor:
+        return -fake_logits.mean()
+
+
+class WGANGPLoss(GANLoss):
+    """Wasserstein loss with gradient penalty (Gulrajani et al. 2017).
+
+    The critic's scores are unbounded (no sigmoid): D minimises ``E[D(G(z))] - E[D(x)]`` plus
+    ``weight * E[(||grad D(x_hat)|| - 1)^2]`` at random interpolates ``x_hat`` of real and
+    fake; G minimises ``-E[D(G(z))]``. The paper pairs it with n_critic 5 and Adam lr 1e-4,
+    betas (0, 0.9) (``experiment=wgan_gp``).
+    """
+
+    probabilistic = False
+
+    def __init__(self, weight: float = 10.0) -> None:
+        self.weight = weight
+
+    def prob(self, logits: torch.Tensor) -> torch.Tensor:
+        return logits
+
+    def d_loss(self, real_logits: torch.Tensor, fake_logits: torch.Tensor) -> torch.Tensor:
+        return fake_logits.mean() - real_logits.mean()
+
+    def g_loss(self, fake_logits: torch.Tensor) -> torch.Tensor:
+        return -fake_logits.mean()
+
+    def penalty(self, critic, real: torch.Tensor, fake: torch.Tensor) -> torch.Tensor:
+        # one mixing weight per sample, broadcast over the sample's other dimensions
+        alpha = torch.rand(len(real), *[1] * (real.ndim - 1), device=real.device, dtype=real.dtype)
+        mixed = (alpha * real + (1 - alpha) * fake).requires_grad_(True)
+        (grad,) = torch.autograd.grad(critic(mixed).sum(), mixed, create_graph=True)
+        return self.weight * ((grad.flatten(1).norm(2, dim=1) - 1) ** 2).mean()

@@ -26,7 +26,9 @@ class GANModule(L.LightningModule):
     """A GAN trained with manual optimization: D on every batch, G on every ``n_critic``-th.
 
     Args:
-        generator: maps ``(B, z_dim)`` latents to images.
+        generator: maps ``(B, z_dim)`` latents to images. A conditional generator has a
+            ``num_classes`` attribute and takes ``(z, labels)``; its discriminator then takes
+            ``(images, labels)`` too, and the batches' labels are used.
         discriminator: maps images to logits ``(B, 1)``.
         loss: a ``GANLoss`` with ``d_loss``, ``g_loss`` and ``prob``.
         optimizer_g: partial optimizer (``params -> Optimizer``) for G.
@@ -69,9 +71,15 @@ class GANModule(L.LightningModule):
         self.n_critic = n_critic
         self.max_g_steps = max_g_steps
         self._log_every = log_every_n_steps
-        # A buffer, so it moves with the module and is saved in checkpoints.
+        #: conditional models (a ``num_classes`` attribute on G) take labels in G and D
+        self.num_classes = int(getattr(generator, "num_classes", 0) or 0)
+        if self.num_classes:
+            # one row of the 8-wide sample grid per class
+            num_fixed = 8 * self.num_classes
+        # Buffers, so they move with the module and are saved in checkpoints.
         fixed_z = torch.randn(num_fixed, z_dim, generator=torch.Generator().manual_seed(seed))
         self.register_buffer("fixed_z", fixed_z)
+        self.register_buffer("fixed_labels", self.balanced_labels(num_fixed, rows=True))
         self._batch_dependent_d = any(
             isinstance(m, nn.modules.batchnorm._NormBase) for m in discriminator.modules()
         )
@@ -98,10 +106,34 @@ class GANModule(L.LightningModule):
     def sample_z(self, n: int) -> torch.Tensor:
         return torch.randn(n, self.z_dim, device=self.device)
 
-    def forward(self, z: torch.Tensor) -> torch.Tensor:
-        return self.generator(z)
+    def sample_labels(self, n: int) -> torch.Tensor | None:
+        """Classes for ``n`` fakes, uniform at random (None for unconditional models)."""
+        if not self.num_classes:
+            return None
+        return torch.randint(self.num_classes, (n,), device=self.device)
 
-    def score(self, real: torch.Tensor, fake: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    def balanced_labels(self, n: int, rows: bool = False) -> torch.Tensor | None:
+        """``n`` labels cycling through the classes (``rows``: in runs of 8, a grid row each)."""
+        if not self.num_classes:
+            return None
+        index = torch.arange(n)
+        return (index // 8 if rows else index) % self.num_classes
+
+    def generate(self, z: torch.Tensor, labels: torch.Tensor | None = None) -> torch.Tensor:
+        return self.generator(z, labels) if self.num_classes else self.generator(z)
+
+    def discriminate(self, x: torch.Tensor, labels: torch.Tensor | None = None) -> torch.Tensor:
+        return self.discriminator(x, labels) if self.num_classes else self.discriminator(x)
+
+    def forward(self, z: torch.Tensor, labels: torch.Tensor | None = None) -> torch.Tensor:
+        """Samples for latents ``z``; a conditional model without ``labels`` cycles through the
+        classes, so any batch is class-balanced (what FID and the sample grids want)."""
+        if self.num_classes and labels is None:
+            labels = self.balanced_labels(len(z)).to(z.device)
+        return self.generate(z, labels)
+
+    def score(self, real: torch.Tensor, fake: torch.Tensor, real_labels: torch.Tensor | None = None,
+              fake_labels: torch.Tensor | None = None) -> tuple[torch.Tensor, torch.Tensor]:
         """D's logits for a real and a fake batch.
 
         One pass over both batches together (one kernel per layer instead of two) when D has
@@ -109,8 +141,10 @@ class GANModule(L.LightningModule):
         normalising real and fake together would change what it learns.
         """
         if self._batch_dependent_d:
-            return self.discriminator(real), self.discriminator(fake)
-        return self.discriminator(torch.cat([real, fake])).split([len(real), len(fake)])
+            return self.discriminate(real, real_labels), self.discriminate(fake, fake_labels)
+        labels = torch.cat([real_labels, fake_labels]) if self.num_classes else None
+        both = self.discriminate(torch.cat([real, fake]), labels)
+        return both.split([len(real), len(fake)])
 
     @property
     def log_every(self) -> int:
@@ -125,15 +159,21 @@ class GANModule(L.LightningModule):
 
     # -- training -----------------------------------------------------------------------
     def training_step(self, batch: tuple[torch.Tensor, torch.Tensor], batch_idx: int) -> None:
-        real, _ = batch
+        real, labels = batch
+        labels = labels if self.num_classes else None
         opt_d, opt_g = self.optimizers()
 
         # Discriminator: real -> 1, fake -> 0. G's forward needs no graph for this update.
         with torch.no_grad():
-            fake = self.generator(self.sample_z(len(real)))
+            fake_labels = self.sample_labels(len(real))
+            fake = self.generate(self.sample_z(len(real)), fake_labels)
         with self.toggled_optimizer(opt_d):
-            d_real, d_fake = self.score(real, fake)
+            d_real, d_fake = self.score(real, fake, labels, fake_labels)
             loss_d = self.loss.d_loss(d_real, d_fake)
+            penalty = None
+            if getattr(self.loss, "penalty", None) is not None:  # WGAN-GP: at interpolates
+                penalty = self.loss.penalty(lambda x: self.discriminate(x, labels), real, fake)
+                loss_d = loss_d + penalty
             opt_d.zero_grad(set_to_none=True)
             self.manual_backward(loss_d)
             opt_d.step()
@@ -141,9 +181,11 @@ class GANModule(L.LightningModule):
         if (batch_idx + 1) % self.n_critic:
             return
 
-        # Generator: fresh noise, scored by the discriminator just updated, target 1.
+        # Generator: fresh noise (and classes), scored by the discriminator just updated.
         with self.toggled_optimizer(opt_g):
-            loss_g = self.loss.g_loss(self.discriminator(self.generator(self.sample_z(len(real)))))
+            fake_labels = self.sample_labels(len(real))
+            fake = self.generate(self.sample_z(len(real)), fake_labels)
+            loss_g = self.loss.g_loss(self.discriminate(fake, fake_labels))
             opt_g.zero_grad(set_to_none=True)
             self.manual_backward(loss_g)
             opt_g.step()
@@ -159,6 +201,8 @@ class GANModule(L.LightningModule):
                 "train/d_real": self.loss.prob(d_real).mean().item(),
                 "train/d_fake": self.loss.prob(d_fake).mean().item(),
             }
+            if penalty is not None:
+                self.latest["train/penalty"] = penalty.item()
             self.latest_step = self.g_step
             self.log_scalars(self.latest)
 

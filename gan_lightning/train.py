@@ -40,7 +40,8 @@ def build(cfg: DictConfig) -> tuple[L.LightningDataModule, GANModule, L.Trainer]
         max_g_steps=cfg.get("max_g_steps"),
     )
     callbacks = [instantiate(c) for c in (cfg.get("callbacks") or {}).values()]
-    if cfg.get("metrics"):
+    # metrics=none leaves no _target_ (an experiment may still have set some of its keys)
+    if cfg.get("metrics") and cfg.metrics.get("_target_"):
         callbacks.append(instantiate(cfg.metrics))
     loggers = [instantiate(c) for c in (cfg.get("logger") or {}).values()]
     trainer = instantiate(cfg.trainer, callbacks=callbacks, logger=loggers or False)

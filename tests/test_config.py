@@ -103,9 +103,13 @@ def test_every_option_instantiates(group, option, tmp_path):
     node = cfg[group]
     if group == "model":
         g, d = instantiate(node.generator), instantiate(node.discriminator)
-        assert d(g(torch.randn(2, cfg.z_dim))).shape == (2, 1)
+        labels = (torch.tensor([0, 9]),) if getattr(g, "num_classes", 0) else ()
+        assert d(g(torch.randn(2, cfg.z_dim), *labels), *labels).shape == (2, 1)
     elif group == "loss":
-        assert instantiate(node).d_loss(torch.zeros(2, 1), torch.zeros(2, 1)).item() > 0
+        loss = instantiate(node)
+        real, fake = torch.tensor([[2.0], [1.0]]), torch.tensor([[-1.0], [0.5]])
+        # D's loss is lower when it scores real above fake than the other way round
+        assert loss.d_loss(real, fake).item() < loss.d_loss(fake, real).item()
     elif group == "optimizer":
         for net in ("g", "d"):
             opt = instantiate(node[net])([torch.nn.Parameter(torch.zeros(1))])

@@ -128,3 +128,46 @@ def test_losses_propagate_nan_instead_of_raising(loss):
     assert math.isnan(loss.g_loss(nan).item())
     assert math.isnan(loss.d_loss(nan, t(0.0, 0.0)).item())
     assert math.isnan(loss.d_loss(t(0.0, 0.0), nan).item())
+
+
+def test_lsgan_and_hinge_by_hand():
+    from gan_lightning.losses import HingeLoss, LSGANLoss
+
+    real, fake = torch.tensor([[2.0], [0.0]]), torch.tensor([[-2.0], [0.5]])
+    ls = LSGANLoss()
+    # 0.5 * mean((real - 1)^2) + 0.5 * mean(fake^2) = 0.5 * 1 + 0.5 * 2.125
+    assert ls.d_loss(real, fake).item() == pytest.approx(0.5 * 1.0 + 0.5 * 2.125)
+    assert ls.g_loss(fake).item() == pytest.approx(0.5 * (9 + 0.25) / 2)
+    hinge = HingeLoss()
+    # mean(relu(1 - real)) = (0 + 1) / 2; mean(relu(1 + fake)) = (0 + 1.5) / 2
+    assert hinge.d_loss(real, fake).item() == pytest.approx(0.5 + 0.75)
+    assert hinge.g_loss(fake).item() == pytest.approx(0.75)
+    assert not ls.probabilistic and torch.equal(hinge.prob(real), real)
+
+
+def test_wgan_gp_penalty_by_hand():
+    from gan_lightning.losses import WGANGPLoss
+
+    loss = WGANGPLoss(weight=10.0)
+    # a linear critic D(x) = w . x has gradient w everywhere: penalty = 10 (|w| - 1)^2
+    w = torch.tensor([3.0, 4.0])
+    real, fake = torch.randn(6, 2), torch.randn(6, 2)
+    assert loss.penalty(lambda x: x @ w, real, fake).item() == pytest.approx(10 * (5 - 1) ** 2)
+    # D(x) = sum(x^2) at x_hat = real (= fake, so any mixing weight): grad = 2 x
+    x = torch.tensor([[0.3, 0.4], [1.5, 2.0], [0.0, 0.5]])  # norms 0.5, 2.5, 0.5
+    expected = 10 * ((2 * 0.5 - 1) ** 2 + (2 * 2.5 - 1) ** 2 + (2 * 0.5 - 1) ** 2) / 3
+    critic = lambda v: (v ** 2).sum(1)  # noqa: E731
+    assert loss.penalty(critic, x, x.clone()).item() == pytest.approx(expected)
+    # the critic's loss: E[D(fake)] - E[D(real)]; G's: -E[D(fake)]
+    real_s, fake_s = torch.tensor([[1.0], [3.0]]), torch.tensor([[0.0], [-1.0]])
+    assert loss.d_loss(real_s, fake_s).item() == pytest.approx(-0.5 - 2.0)
+    assert loss.g_loss(fake_s).item() == pytest.approx(0.5)
+
+
+def test_wgan_gp_penalty_is_differentiable_in_the_critic():
+    from gan_lightning.losses import WGANGPLoss
+
+    critic = torch.nn.Linear(2, 1)
+    penalty = WGANGPLoss().penalty(critic, torch.randn(4, 2), torch.randn(4, 2))
+    penalty.backward()  # double backward: the penalty trains the critic
+    assert critic.weight.grad is not None and critic.weight.grad.abs().sum() > 0

@@ -57,3 +57,63 @@ def test_dcgan_mnist_shapes_and_source_layers():
     assert d_convs == [(512, (5, 5), (2, 2)), (256, (3, 3), (2, 2)), (128, (3, 3), (1, 1))]
     with pytest.raises(ValueError, match="28x28"):
         DCGANMNISTGenerator(100, [3, 32, 32])
+
+
+@pytest.mark.parametrize(("img_shape", "start", "n_convt"), [([1, 28, 28], 7, 3),
+                                                             ([3, 32, 32], 4, 4),
+                                                             ([1, 32, 32], 4, 4)])
+def test_dcgan_is_sized_from_the_dataset(img_shape, start, n_convt):
+    from gan_lightning.models import DCGANDiscriminator, DCGANGenerator
+
+    g, d = DCGANGenerator(100, img_shape), DCGANDiscriminator(img_shape)
+    x = g(torch.randn(3, 100))
+    assert x.shape == (3, *img_shape) and x.abs().max() <= 1
+    assert d(x).shape == (3, 1)
+    convs_t = [m for m in g.modules() if isinstance(m, torch.nn.ConvTranspose2d)]
+    assert len(convs_t) == n_convt and convs_t[0].kernel_size == (start, start)
+    assert convs_t[-1].out_channels == img_shape[0]
+    # Radford: BatchNorm in G except at the output, not on D's input layer; N(0, 0.02) weights
+    assert isinstance(list(d.net)[1], torch.nn.LeakyReLU)
+    assert 0.01 < convs_t[1].weight.std().item() < 0.03
+    assert not any(isinstance(m, torch.nn.BatchNorm2d)
+                   for m in DCGANDiscriminator(img_shape, batch_norm=False).modules())
+
+
+def test_dcgan_rejects_shapes_it_cannot_build():
+    from gan_lightning.models import DCGANGenerator
+
+    with pytest.raises(ValueError, match="square"):
+        DCGANGenerator(100, [1, 28, 32])
+    with pytest.raises(ValueError, match="8 or more"):
+        DCGANGenerator(100, [1, 6, 6])
+
+
+@pytest.mark.parametrize("label", ["onehot", "embedding"])
+def test_cgan_concatenates_the_label(label):
+    from gan_lightning.models import ConditionalMLPDiscriminator, ConditionalMLPGenerator
+
+    g = ConditionalMLPGenerator(100, [1, 28, 28], 10, [256, 512, 1024], label=label)
+    d = ConditionalMLPDiscriminator([1, 28, 28], 10, [512, 256], label=label)
+    linears = [(m.in_features, m.out_features) for m in g.modules()
+               if isinstance(m, torch.nn.Linear)]
+    assert linears == [(110, 256), (256, 512), (512, 1024), (1024, 784)]
+    assert [m.in_features for m in d.modules() if isinstance(m, torch.nn.Linear)][0] == 794
+    z = torch.randn(1, 100).expand(10, 100)
+    labels = torch.arange(10)
+    images = g(z, labels)
+    # the same latent with different labels gives different images: the label is used
+    assert images.shape == (10, 1, 28, 28) and not torch.allclose(images[0], images[1])
+    assert d(images, labels).shape == (10, 1)
+    with pytest.raises(ValueError, match="classes"):
+        ConditionalMLPGenerator(100, [1, 28, 28], 0, [256])
+
+
+def test_toy_networks_are_the_d2l_ones():
+    g = MLPGenerator(2, [2], [], out_tanh=False)
+    d = MLPDiscriminator([2], [5, 3], activation="tanh")
+    assert [type(m) for m in g.net] == [torch.nn.Linear]
+    assert [(m.in_features, m.out_features) for m in d.net if isinstance(m, torch.nn.Linear)] \
+        == [(2, 5), (5, 3), (3, 1)]
+    assert sum(isinstance(m, torch.nn.Tanh) for m in d.net) == 2
+    with pytest.raises(ValueError, match="activation"):
+        MLPDiscriminator([2], [5], activation="swish")

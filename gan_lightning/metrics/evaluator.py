@@ -164,7 +164,7 @@ class Evaluator(L.Callback):
             for start in range(0, n, self.batch_size):
                 size = min(self.batch_size, n - start)
                 z = torch.randn(size, pl_module.z_dim, generator=rng).to(pl_module.device)
-                chunks.append(generator(z).float())
+                chunks.append(pl_module(z).float())  # conditional: classes balanced
             return torch.cat(chunks)
         finally:
             generator.train(was_training)

@@ -5,7 +5,7 @@ import math
 import torch
 from torch import nn
 
-from gan_lightning.models.layers import mlp
+from gan_lightning.models.layers import LabelCode, dcgan_sizes, init_dcgan_weights, mlp
 
 
 class MLPDiscriminator(nn.Module):
@@ -15,9 +15,12 @@ class MLPDiscriminator(nn.Module):
     report's final Sigmoid lives in the loss (``loss=bce`` applies it exactly as the report did).
     """
 
-    def __init__(self, img_shape: list[int], hidden_dims: list[int], slope: float = 0.2) -> None:
+    def __init__(self, img_shape: list[int], hidden_dims: list[int], slope: float = 0.2,
+                 activation: str = "leaky_relu", dropout: float = 0.0,
+                 extra_inputs: int = 0) -> None:
         super().__init__()
-        self.net = nn.Sequential(*mlp([math.prod(img_shape), *hidden_dims, 1], slope))
+        dims = [math.prod(img_shape) + extra_inputs, *hidden_dims, 1]
+        self.net = nn.Sequential(*mlp(dims, slope, activation, dropout))
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         return self.net(x.flatten(1))
@@ -42,6 +45,46 @@ class DCGANMNISTDiscriminator(nn.Module):
             nn.Conv2d(256, 128, 3, padding=1), nn.LeakyReLU(slope),
             nn.Flatten(), nn.Linear(128 * 7 * 7, 1),
         )
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.net(x)
+
+
+class ConditionalMLPDiscriminator(nn.Module):
+    """Conditional GAN discriminator: the label code concatenated to the flattened image, then
+    the MLP discriminator's layers. Takes ``(images, labels)``."""
+
+    def __init__(self, img_shape: list[int], num_classes: int, hidden_dims: list[int],
+                 slope: float = 0.2, dropout: float = 0.0, label: str = "onehot") -> None:
+        super().__init__()
+        self.label = LabelCode(num_classes, label)
+        self.body = MLPDiscriminator(img_shape, hidden_dims, slope, dropout=dropout,
+                                     extra_inputs=num_classes)
+
+    def forward(self, x: torch.Tensor, labels: torch.Tensor) -> torch.Tensor:
+        return self.body.net(torch.cat([x.flatten(1), self.label(labels)], dim=1))
+
+
+class DCGANDiscriminator(nn.Module):
+    """Radford et al.'s DCGAN discriminator, the generator's mirror: Conv 4x4 stride 2 blocks
+    doubling from ``ndf`` channels (BatchNorm after the first), LeakyReLU 0.2, then a
+    ``start x start`` convolution to one logit."""
+
+    def __init__(self, img_shape: list[int], ndf: int = 64, slope: float = 0.2,
+                 batch_norm: bool = True) -> None:
+        super().__init__()
+        start, n_up = dcgan_sizes(img_shape)
+        layers: list[nn.Module] = [nn.Conv2d(img_shape[0], ndf, 4, 2, 1, bias=False),
+                                   nn.LeakyReLU(slope, True)]
+        width = ndf
+        for _ in range(n_up - 1):
+            layers += [nn.Conv2d(width, width * 2, 4, 2, 1, bias=False),
+                       *([nn.BatchNorm2d(width * 2)] if batch_norm else []),
+                       nn.LeakyReLU(slope, True)]
+            width *= 2
+        layers += [nn.Conv2d(width, 1, start, 1, 0, bias=False), nn.Flatten()]  # start -> 1
+        self.net = nn.Sequential(*layers)
+        init_dcgan_weights(self)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         return self.net(x)

@@ -5,13 +5,14 @@ import math
 import torch
 from torch import nn
 
-from gan_lightning.models.layers import mlp
+from gan_lightning.models.layers import LabelCode, dcgan_sizes, init_dcgan_weights, mlp
 
 
 class MLPGenerator(nn.Module):
     """Fully connected generator: ``z -> hidden... -> C*H*W``, LeakyReLU between layers, Tanh out.
 
-    With ``hidden_dims=[128]`` this is the source report's generator (z->128->784).
+    With ``hidden_dims=[128]`` this is the source report's generator (z->128->784). With no
+    hidden layers and ``out_tanh=False`` it is the linear generator of the 2-D Gaussian toy.
     """
 
     def __init__(
@@ -20,12 +21,15 @@ class MLPGenerator(nn.Module):
         img_shape: list[int],
         hidden_dims: list[int],
         slope: float = 0.2,
+        activation: str = "leaky_relu",
+        out_tanh: bool = True,
     ) -> None:
         super().__init__()
         self.z_dim = z_dim
         self.img_shape = tuple(img_shape)
         self.net = nn.Sequential(
-            *mlp([z_dim, *hidden_dims, math.prod(img_shape)], slope), nn.Tanh()
+            *mlp([z_dim, *hidden_dims, math.prod(img_shape)], slope, activation),
+            *([nn.Tanh()] if out_tanh else []),
         )
 
     def forward(self, z: torch.Tensor) -> torch.Tensor:
@@ -57,6 +61,53 @@ class DCGANMNISTGenerator(nn.Module):
             nn.BatchNorm2d(128), nn.LeakyReLU(slope),
             nn.Conv2d(128, channels, 5, padding=2, bias=False), nn.Tanh(),
         )
+
+    def forward(self, z: torch.Tensor) -> torch.Tensor:
+        return self.net(z)
+
+
+class ConditionalMLPGenerator(nn.Module):
+    """Conditional GAN generator (Mirza & Osindero 2014): the label, one-hot or embedded, is
+    concatenated to z; then the MLP generator's layers. Takes ``(z, labels)``."""
+
+    def __init__(self, z_dim: int, img_shape: list[int], num_classes: int,
+                 hidden_dims: list[int], slope: float = 0.2, label: str = "onehot") -> None:
+        super().__init__()
+        self.z_dim = z_dim
+        self.num_classes = num_classes
+        self.label = LabelCode(num_classes, label)
+        self.body = MLPGenerator(z_dim + num_classes, img_shape, hidden_dims, slope)
+
+    def forward(self, z: torch.Tensor, labels: torch.Tensor) -> torch.Tensor:
+        return self.body(torch.cat([z, self.label(labels)], dim=1))
+
+
+class DCGANGenerator(nn.Module):
+    """Radford et al.'s DCGAN generator, sized from the dataset: 32x32 RGB (CIFAR-10) or
+    1-channel 28/32 (MNIST).
+
+    z as a 1x1 map -> ConvTranspose to ``start x start`` (4 for 32, 7 for 28) with ``ngf * 2^k``
+    channels, BatchNorm, ReLU; k ConvTranspose 4x4 stride-2 blocks halving the channels, the
+    last to the image's channels with Tanh. Weights ~ N(0, 0.02).
+    """
+
+    def __init__(self, z_dim: int, img_shape: list[int], ngf: int = 64) -> None:
+        super().__init__()
+        self.z_dim = z_dim
+        start, n_up = dcgan_sizes(img_shape)
+        width = ngf * 2 ** (n_up - 1)
+        layers: list[nn.Module] = [
+            nn.Unflatten(1, (z_dim, 1, 1)),
+            nn.ConvTranspose2d(z_dim, width, start, 1, 0, bias=False),  # 1 -> start
+            nn.BatchNorm2d(width), nn.ReLU(True),
+        ]
+        for _ in range(n_up - 1):  # start -> ... -> side / 2
+            layers += [nn.ConvTranspose2d(width, width // 2, 4, 2, 1, bias=False),
+                       nn.BatchNorm2d(width // 2), nn.ReLU(True)]
+            width //= 2
+        layers += [nn.ConvTranspose2d(width, img_shape[0], 4, 2, 1, bias=False), nn.Tanh()]
+        self.net = nn.Sequential(*layers)
+        init_dcgan_weights(self)
 
     def forward(self, z: torch.Tensor) -> torch.Tensor:
         return self.net(z)
