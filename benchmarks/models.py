@@ -27,7 +27,7 @@ def bench(experiment: str, steps: int, seed: int, threads: int | None) -> dict[s
     with tempfile.TemporaryDirectory() as out:
         cfg = compose_config([
             f"experiment={experiment}", f"max_g_steps={steps}", f"seed={seed}",
-            "logger=csv", "~callbacks.progress_bar", "trainer.enable_progress_bar=false",
+            "logger=csv", "callbacks.progress_bar=null", "+trainer.enable_progress_bar=false",
             "trainer.enable_model_summary=false", "callbacks.health.stop_on_collapse=false",
             "dataset.source=torchvision",
             # one evaluation, at the end: the budget, not the schedule, decides

@@ -92,6 +92,8 @@ class GANModule(L.LightningModule):
         #: set by callbacks that end a run early (``collapsed``, ``diverged``), with a message
         self.status: str | None = None
         self.status_message = ""
+        #: the run's resolved config as plain dicts, saved in checkpoints (set by ``build``)
+        self.run_config: dict[str, Any] | None = None
 
     def __setattr__(self, name: str, value: Any) -> None:
         # Lightning sets ``_current_fx_name`` around every hook call, ~50 times a step, and
@@ -227,6 +229,9 @@ class GANModule(L.LightningModule):
     # -- checkpoints --------------------------------------------------------------------
     def on_save_checkpoint(self, checkpoint: dict[str, Any]) -> None:
         checkpoint["g_step"] = self.g_step
+        if self.run_config is not None:
+            # plain containers, so ``torch.load(weights_only=True)`` reads it (gan-sample)
+            checkpoint["gan_config"] = self.run_config
 
     def on_load_checkpoint(self, checkpoint: dict[str, Any]) -> None:
         self.g_step = int(checkpoint.get("g_step", 0))

@@ -39,13 +39,24 @@ def build(cfg: DictConfig) -> tuple[L.LightningDataModule, GANModule, L.Trainer]
         seed=cfg.seed,
         max_g_steps=cfg.get("max_g_steps"),
     )
-    callbacks = [instantiate(c) for c in (cfg.get("callbacks") or {}).values()]
+    module.run_config = checkpoint_config(cfg)
+    # an entry set to null (callbacks.samples=null) is switched off
+    callbacks = [instantiate(c) for c in (cfg.get("callbacks") or {}).values() if c]
     # metrics=none leaves no _target_ (an experiment may still have set some of its keys)
     if cfg.get("metrics") and cfg.metrics.get("_target_"):
         callbacks.append(instantiate(cfg.metrics))
-    loggers = [instantiate(c) for c in (cfg.get("logger") or {}).values()]
+    loggers = [instantiate(c) for c in (cfg.get("logger") or {}).values() if c]
     trainer = instantiate(cfg.trainer, callbacks=callbacks, logger=loggers or False)
     return datamodule, module, trainer
+
+
+def checkpoint_config(cfg: DictConfig) -> dict[str, Any]:
+    """What a checkpoint needs to rebuild its networks: model, dataset shape, z_dim, seed."""
+    plain = OmegaConf.to_container(cfg, resolve=True)
+    keep = ("model", "z_dim", "seed", "n_critic", "loss")
+    out = {k: plain[k] for k in keep if k in plain}
+    out["dataset"] = {k: plain["dataset"].get(k) for k in ("name", "img_shape", "num_classes")}
+    return out
 
 
 def hparams(cfg: DictConfig, data_source: str | None) -> dict[str, Any]:

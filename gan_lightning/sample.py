@@ -1,0 +1,167 @@
+"""Samples from a checkpoint, with nothing but the file: ``gan-sample ckpt=<path> ...``.
+
+    gan-sample ckpt=outputs/runs/.../last.ckpt                  # 64 samples -> samples.png
+    gan-sample ckpt=... n=100 seed=3 out=grid.png
+    gan-sample ckpt=... class=7                                 # conditional models
+    gan-sample ckpt=... interpolate=true steps=10 n=80          # rows of latent interpolations
+    gan-sample run=outputs/runs/.../ out=progress.gif           # the run's fixed-noise grids
+
+The checkpoint is read with ``torch.load(weights_only=True)``: tensors and plain containers
+only, so a file carrying pickled code is refused, never run. The generator is rebuilt from
+the config the run stored in it (``gan_config``), and only from this package's model classes.
+"""
+
+from __future__ import annotations
+
+import io
+import sys
+from pathlib import Path
+from typing import Any
+
+import torch
+import torchvision
+from hydra.utils import instantiate
+
+from gan_lightning.callbacks import sample_grid, scatter_plot
+
+#: the modules a checkpoint's config may name as ``_target_`` for its generator
+ALLOWED_TARGETS = ("gan_lightning.models.",)
+USAGE = __doc__.split("\n\n")[1]
+KEYS = {"ckpt", "run", "n", "out", "seed", "class", "interpolate", "steps", "nrow", "device"}
+
+
+class SampleError(RuntimeError):
+    """A problem with the arguments or the file, reported in one line."""
+
+
+def load_checkpoint(path: str | Path) -> dict[str, Any]:
+    path = Path(path)
+    if not path.is_file():
+        raise SampleError(f"checkpoint not found: {path}")
+    try:
+        return torch.load(path, map_location="cpu", weights_only=True)
+    except Exception as error:  # noqa: BLE001 - pickle.UnpicklingError and friends
+        first = str(error).strip().splitlines()[0] if str(error).strip() else type(error).__name__
+        raise SampleError(f"{path} is not a plain checkpoint (refused: it would need to run "
+                          f"code to load, or is damaged): {first}") from None
+
+
+def load_generator(path: str | Path) -> tuple[torch.nn.Module, dict[str, Any]]:
+    """The generator of a checkpoint, rebuilt from its stored config, in eval mode."""
+    checkpoint = load_checkpoint(path)
+    config = checkpoint.get("gan_config")
+    if not isinstance(config, dict):
+        raise SampleError(f"{path} holds no gan_config (not written by gan-lightning's train.py)")
+    node = config["model"]["generator"]
+    target = str(node.get("_target_", ""))
+    if not target.startswith(ALLOWED_TARGETS):
+        raise SampleError(f"{path}: generator _target_ '{target}' is not one of this package's "
+                          f"models ({', '.join(ALLOWED_TARGETS)}*); refused")
+    generator = instantiate(node)
+    state = {k.removeprefix("generator."): v for k, v in checkpoint["state_dict"].items()
+             if k.startswith("generator.")}
+    generator.load_state_dict(state)
+    return generator.eval(), config
+
+
+@torch.no_grad()
+def generate(generator: torch.nn.Module, config: dict[str, Any], n: int, seed: int = 0,
+             klass: int | None = None, interpolate: bool = False, steps: int = 8,
+             device: str = "cpu") -> torch.Tensor:
+    """``n`` samples (or ``n // steps`` interpolation rows of ``steps``) from seeded latents."""
+    z_dim, classes = config["z_dim"], int(getattr(generator, "num_classes", 0) or 0)
+    rng = torch.Generator().manual_seed(seed)
+    if interpolate:
+        rows = max(1, n // steps)
+        ends = torch.randn(rows, 2, z_dim, generator=rng)
+        t = torch.linspace(0, 1, steps).view(1, steps, 1)
+        z = (ends[:, :1] * (1 - t) + ends[:, 1:] * t).reshape(rows * steps, z_dim)
+    else:
+        z = torch.randn(n, z_dim, generator=rng)
+    generator = generator.to(device)
+    if not classes:
+        if klass is not None:
+            raise SampleError("class= needs a conditional model (model=cgan)")
+        return generator(z.to(device)).cpu()
+    if klass is not None and not 0 <= klass < classes:
+        raise SampleError(f"class={klass} out of range: the model has classes 0..{classes - 1}")
+    labels = (torch.full((len(z),), klass) if klass is not None
+              else torch.arange(len(z)) // (steps if interpolate else 1) % classes)
+    return generator(z.to(device), labels.to(device)).cpu()
+
+
+def progress_gif(run_dir: str | Path, out: str | Path) -> int:
+    """The run's ``samples/fixed_noise`` grids (one per epoch) as an animated GIF."""
+    from PIL import Image
+    from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
+
+    run_dir = Path(run_dir)
+    event_dirs = sorted({p.parent for p in run_dir.rglob("events.out.tfevents.*")})
+    frames = []
+    for event_dir in event_dirs:
+        events = EventAccumulator(str(event_dir), size_guidance={"images": 0})
+        events.Reload()
+        if "samples/fixed_noise" in events.Tags()["images"]:
+            frames += [Image.open(io.BytesIO(e.encoded_image_string)).convert("P")
+                       for e in events.Images("samples/fixed_noise")]
+    if not frames:
+        raise SampleError(f"no samples/fixed_noise images in TensorBoard files under {run_dir}")
+    frames[0].save(out, save_all=True, append_images=frames[1:], duration=300, loop=0)
+    return len(frames)
+
+
+def parse(argv: list[str]) -> dict[str, str]:
+    args = {}
+    for item in argv:
+        key, sep, value = item.partition("=")
+        if not sep or key not in KEYS:
+            raise SampleError(f"bad argument '{item}': expected key=value with key one of "
+                              f"{', '.join(sorted(KEYS))}")
+        args[key] = value
+    if ("ckpt" in args) == ("run" in args):
+        raise SampleError("give ckpt=<checkpoint> (samples) or run=<run folder> (progress GIF)")
+    return args
+
+
+def as_bool(value: str) -> bool:
+    if value.lower() in ("true", "1", "yes"):
+        return True
+    if value.lower() in ("false", "0", "no"):
+        return False
+    raise SampleError(f"expected true or false, got '{value}'")
+
+
+def main(argv: list[str] | None = None) -> int:
+    argv = sys.argv[1:] if argv is None else argv
+    if not argv or argv[0] in ("-h", "--help"):
+        print(USAGE)
+        return 0
+    try:
+        args = parse(argv)
+        if "run" in args:
+            out = Path(args.get("out", "progress.gif"))
+            print(f"wrote {out} ({progress_gif(args['run'], out)} frames)")
+            return 0
+        n, steps = int(args.get("n", 64)), int(args.get("steps", 8))
+        if n < 1 or steps < 2:
+            raise SampleError("n must be >= 1 and steps >= 2")
+        generator, config = load_generator(args["ckpt"])
+        interpolate = as_bool(args.get("interpolate", "false"))
+        images = generate(generator, config, n, int(args.get("seed", 0)),
+                          int(args["class"]) if "class" in args else None, interpolate, steps,
+                          args.get("device", "cpu"))
+        out = Path(args.get("out", "samples.png"))
+        if images.ndim == 2:  # 2-D points (dataset=gaussian2d)
+            picture = scatter_plot(images[:0], images, f"{len(images)} samples")
+        else:
+            picture = sample_grid(images, int(args.get("nrow", steps if interpolate else 8)))
+        torchvision.utils.save_image(picture, out)
+        print(f"wrote {out} ({len(images)} samples)")
+        return 0
+    except (SampleError, ValueError) as error:
+        print(f"gan-sample: {error}", file=sys.stderr)
+        return 2
+
+
+if __name__ == "__main__":
+    sys.exit(main())
