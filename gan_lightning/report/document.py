@@ -5,6 +5,7 @@ from __future__ import annotations
 import base64
 import html
 import os
+import re
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -72,11 +73,12 @@ def to_markdown(blocks: list[Block], base: Path) -> str:
     return "\n".join(out)
 
 
+NUMBER = re.compile(r"[-+]?[\d.]+(e[-+]?\d+)?( ± [\d.]+)?|-")
 STYLE = """
 body { font-family: system-ui, sans-serif; margin: 2em auto; max-width: 1400px; color: #222; }
 table { border-collapse: collapse; margin: 1em 0; font-size: 0.9em; }
-th, td { border: 1px solid #ccc; padding: 0.3em 0.6em; text-align: right; vertical-align: top; }
-th { background: #f2f2f2; } td:first-child, th:first-child { text-align: left; }
+th, td { border: 1px solid #ccc; padding: 0.3em 0.6em; text-align: left; vertical-align: top; }
+th { background: #f2f2f2; } td.num { text-align: right; } .grid th { text-align: center; }
 td.img { text-align: center; } img { max-width: 100%; }
 .grid img { width: 220px; image-rendering: pixelated; }
 .status-ok { color: #1a7f37; } .status-bad { color: #c62828; font-weight: bold; }
@@ -97,6 +99,8 @@ def to_html(blocks: list[Block], title: str) -> str:
             klass = ' class="status-bad"'
         elif tag == "td" and text == "ok":
             klass = ' class="status-ok"'
+        elif tag == "td" and NUMBER.fullmatch(text):
+            klass = ' class="num"'
         return f"<{tag}{klass}>{esc(text)}</{tag}>"
 
     out = [f"<!DOCTYPE html>\n<html><head><meta charset='utf-8'><title>{esc(title)}</title>",

@@ -72,9 +72,10 @@ def panels(runs: list[Run], axes: list[str], axis: str | None) -> list[tuple[str
 
 
 def overlay(path: Path, runs: list[Run], axes: list[str], axis: str | None,
-            rows: list[tuple[str, Series, bool]], xlabel: str, title: str) -> Path | None:
-    """One figure: rows of series (label, getter, smooth?), panels by the other axes, lines
-    by ``axis`` (or by run when nothing but seeds was swept)."""
+            rows: list[tuple[str, Series, bool, bool]], xlabel: str,
+            title: str) -> Path | None:
+    """One figure: rows of series (label, getter, smooth?, log axis?), panels by the other
+    axes, lines by ``axis`` (or by run when nothing but seeds was swept)."""
     columns = panels(runs, axes, axis)
     fig, grid = plt.subplots(len(rows), len(columns), squeeze=False, sharex="col",
                              figsize=(4.2 * len(columns) + 0.8, 2.8 * len(rows) + 0.6))
@@ -85,7 +86,7 @@ def overlay(path: Path, runs: list[Run], axes: list[str], axis: str | None,
         else:
             groups = [(f"{axis}={v}", [r for r in panel_runs if r.overrides.get(axis) == v])
                       for v in axis_values(panel_runs, axis)]
-        for row, (ylabel, series, smoothed) in enumerate(rows):
+        for row, (ylabel, series, smoothed, log_y) in enumerate(rows):
             ax = grid[row][col]
             for index, (label, group) in enumerate(groups):
                 band = seed_band(group, series)
@@ -102,7 +103,9 @@ def overlay(path: Path, runs: list[Run], axes: list[str], axis: str | None,
                 drawn = True
             ax.set_ylabel(ylabel)
             lines = [line.get_ydata() for line in ax.get_lines()]
-            if lines and wide_range(np.concatenate(lines)):
+            if lines and log_y and np.concatenate(lines).min() > 0:
+                ax.set_yscale("log")
+            elif lines and wide_range(np.concatenate(lines)):
                 # a collapsed run's clamped loss (100) would flatten every healthy curve
                 ax.set_yscale("symlog", linthresh=1.0)  # linear below 1: zeros stay in view
             ax.grid(alpha=0.3)
@@ -126,14 +129,15 @@ def curve(tag: str) -> Series:
 
 
 def loss_figure(path: Path, runs: list[Run], axes: list[str], axis: str | None) -> Path | None:
-    rows = [("D loss", curve("train/loss_d"), True), ("G loss", curve("train/loss_g"), True)]
+    rows = [("D loss", curve("train/loss_d"), True, False),
+            ("G loss", curve("train/loss_g"), True, False)]
     by = f" by {axis}" if axis else ""
     return overlay(path, runs, axes, axis, rows, "generator step",
                    f"Losses{by}\n(mean over seeds, shaded min-max; running mean)")
 
 
 def fid_figure(path: Path, runs: list[Run], axes: list[str], axis: str | None) -> Path | None:
-    rows = [("FID", Run.fid_history, False)]
+    rows = [("FID (log scale)", Run.fid_history, False, True)]
     by = f" by {axis}" if axis else ""
     return overlay(path, runs, axes, axis, rows, "epoch",
                    f"FID{by}\n(mean over seeds, shaded min-max)")
