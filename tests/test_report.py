@@ -82,12 +82,12 @@ def test_report_tables_match_metrics_json(sweep):
     rows = table_rows(md, "Runs")
     assert len(rows) == 7
     assert [r[3] for r in rows] == ["ok"] * 4 + ["failed", "incomplete", "unreadable"]
-    assert rows[0][:7] == ["0", "sgd", "1", "ok", "200.0", "200.0", "-"]
+    assert rows[0][:7] == ["0", "sgd", "1", "ok", "200", "200", "-"]
     over_seeds = {r[0]: r for r in table_rows(md, "Over seeds")}
     # sgd: two ok runs with final FID 200 and 220, plus the incomplete and unreadable ones
-    sgd_fid = f"{statistics.mean([200, 220]):.1f} ± {statistics.stdev([200, 220]):.1f}"
+    sgd_fid = f"{statistics.mean([200, 220]):.4g} ± {statistics.stdev([200, 220]):.4g}"
     assert over_seeds["sgd"][1:4] == ["4", "1 incomplete, 2 ok, 1 unreadable", sgd_fid]
-    adam_fid = f"{statistics.mean([390, 380]):.1f} ± {statistics.stdev([390, 380]):.1f}"
+    adam_fid = f"{statistics.mean([390, 380]):.4g} ± {statistics.stdev([390, 380]):.4g}"
     assert over_seeds["adam"][3] == adam_fid
     assert "deliberately broken" in md
     for name in ("losses_optimizer.png", "fid_optimizer.png"):
@@ -148,7 +148,7 @@ def test_real_sweep_of_eight_runs_and_a_failing_job(tiny_data, tmp_path):
     statuses = [r[4] for r in rows]
     assert statuses.count("failed") == 1 and set(statuses) <= {"ok", "collapsed", "failed"}
     records = [json.loads(p.read_text()) for p in sorted(sweep.glob("*/metrics.json"))]
-    fids = sorted(f"{r['fid']['final']:.1f}" for r in records if "fid" in r)
+    fids = sorted(f"{r['fid']['final']:.4g}" for r in records if "fid" in r)
     assert sorted(r[5] for r in rows if r[5] != "-") == fids
     assert len(fids) == 8
     for name in ("losses_optimizer", "losses_z_dim", "fid_optimizer", "fid_z_dim"):
