@@ -6,6 +6,7 @@ from __future__ import annotations
 import contextlib
 import logging
 import math
+import os
 from pathlib import Path
 
 import lightning as L
@@ -206,7 +207,13 @@ class RunCheckpoint(ModelCheckpoint):
     def _save_checkpoint(self, trainer: L.Trainer, filepath: str) -> None:
         if getattr(trainer.lightning_module, "status", None) == "diverged":
             return
-        super()._save_checkpoint(trainer, filepath)
+        # Atomic: write beside it, then rename over it. A kill during the write leaves the
+        # previous last.ckpt whole (and a stray .tmp), never a truncated checkpoint.
+        tmp = f"{filepath}.tmp"
+        super()._save_checkpoint(trainer, tmp)
+        if trainer.is_global_zero:
+            os.replace(tmp, filepath)
+        self._last_checkpoint_saved = filepath
 
 
 class NullProfiler(PassThroughProfiler):

@@ -229,9 +229,19 @@ class GANModule(L.LightningModule):
     # -- checkpoints --------------------------------------------------------------------
     def on_save_checkpoint(self, checkpoint: dict[str, Any]) -> None:
         checkpoint["g_step"] = self.g_step
+        # the generator draws latents (and dropout masks) from torch's global RNG: a resumed
+        # run continues with the same draws an uninterrupted one would have made
+        checkpoint["rng"] = {"torch": torch.get_rng_state()}
+        if torch.cuda.is_available():
+            checkpoint["rng"]["cuda"] = torch.cuda.get_rng_state_all()
         if self.run_config is not None:
             # plain containers, so ``torch.load(weights_only=True)`` reads it (gan-sample)
             checkpoint["gan_config"] = self.run_config
 
     def on_load_checkpoint(self, checkpoint: dict[str, Any]) -> None:
         self.g_step = int(checkpoint.get("g_step", 0))
+        rng = checkpoint.get("rng") or {}
+        if "torch" in rng:
+            torch.set_rng_state(rng["torch"])
+        if "cuda" in rng and torch.cuda.is_available():
+            torch.cuda.set_rng_state_all(rng["cuda"])

@@ -24,8 +24,39 @@ from gan_lightning.utils import print_config
 log = logging.getLogger(__name__)
 
 
+#: where a config's ``_target_`` may point: this package, torch and Lightning, nothing else
+ALLOWED_TARGETS = ("gan_lightning.", "torch.", "lightning.")
+
+
+def check_targets(cfg: DictConfig) -> None:
+    """Refuse a config that would instantiate anything outside ``ALLOWED_TARGETS``.
+
+    A config (or a checkpoint's, or an override like ``+model.generator._target_=os.system``)
+    is data; instantiating it must not run arbitrary callables.
+    """
+
+    def walk(node: Any, path: str) -> None:
+        if isinstance(node, dict):
+            for key, value in node.items():
+                where = f"{path}.{key}" if path else str(key)
+                if key == "_target_":
+                    target = OmegaConf.select(cfg, where) if "${" in str(value) else value
+                    if not str(target).startswith(ALLOWED_TARGETS):
+                        raise ValueError(
+                            f"{where}='{target}' is not allowed: _target_ must name a class "
+                            f"of {', '.join(t.rstrip('.') for t in ALLOWED_TARGETS)}")
+                else:
+                    walk(value, where)
+        elif isinstance(node, list):
+            for i, value in enumerate(node):
+                walk(value, f"{path}[{i}]")
+
+    walk(OmegaConf.to_container(cfg, resolve=False), "")
+
+
 def build(cfg: DictConfig) -> tuple[L.LightningDataModule, GANModule, L.Trainer]:
     """Instantiate data, module and trainer from a composed config. Reads the data (fails fast)."""
+    check_targets(cfg)
     datamodule = instantiate(cfg.dataset)
     datamodule.setup("fit")  # missing or unreachable data fails here, in seconds
     module = GANModule(

@@ -2,6 +2,7 @@
 
 import json
 import time
+from pathlib import Path
 
 import pytest
 import torch
@@ -183,3 +184,68 @@ def test_parallel_launcher_shares_the_cores(tiny_data, tmp_path):
     assert [r["status"] for r in records] == ["ok", "ok"]
     expected = max(1, (os.cpu_count() or 1) // 2)
     assert [r["threads"] for r in records] == [expected, expected]
+
+
+def test_interrupted_and_resumed_run_ends_with_the_same_weights(tiny_data, tmp_path):
+    """2 epochs straight vs 1 epoch, then resumed from last.ckpt for the second: G, D, both
+    optimizers, g_step and the latent RNG are restored, so the weights match."""
+    import lightning as L
+
+    def train(out, epochs, ckpt=None):
+        cfg = compose_cfg([*NO_METRICS, f"trainer.max_epochs={epochs}", "optimizer=adam",
+                           "seed=5"], tiny_data, out)
+        L.seed_everything(cfg.seed, verbose=False)
+        datamodule, module, trainer = build(cfg)
+        trainer.fit(module, datamodule=datamodule, ckpt_path=ckpt)
+        return module
+
+    straight = train(tmp_path / "a", 2)
+    train(tmp_path / "b", 1)
+    torch.randn(1000)  # a new process would not share this one's RNG position either
+    resumed = train(tmp_path / "b2", 2, ckpt=tmp_path / "b" / "last.ckpt")
+    assert resumed.g_step == straight.g_step == 16
+    for (name, a), b in zip(straight.state_dict().items(), resumed.state_dict().values(),
+                            strict=True):
+        torch.testing.assert_close(a, b, atol=1e-6, rtol=0, msg=name)
+
+
+def test_checkpoint_writes_are_atomic(tiny_data, tmp_path, monkeypatch):
+    """A save that dies half-way leaves the previous last.ckpt whole and loadable."""
+    import lightning as L
+
+    cfg = compose_cfg([*NO_METRICS, "trainer.max_epochs=2"], tiny_data, tmp_path)
+    datamodule, module, trainer = build(cfg)
+    real_save = L.Trainer.save_checkpoint
+    calls = []
+
+    def dying_save(self, filepath, weights_only=False, storage_options=None):
+        calls.append(filepath)
+        if len(calls) == 2:  # the second epoch's save: write half a file, then die
+            real_save(self, filepath, weights_only)
+            data = Path(filepath).read_bytes()
+            Path(filepath).write_bytes(data[: len(data) // 2])
+            raise OSError("killed during the save")
+        return real_save(self, filepath, weights_only)
+
+    monkeypatch.setattr(L.Trainer, "save_checkpoint", dying_save)
+    with pytest.raises(OSError, match="killed"):
+        trainer.fit(module, datamodule=datamodule)
+    assert all(str(c).endswith(".tmp") for c in calls)  # never written in place
+    checkpoint = torch.load(tmp_path / "last.ckpt", weights_only=True)
+    assert checkpoint["g_step"] == 8  # the first epoch's, intact
+
+
+@pytest.mark.parametrize("override", ["model.generator._target_=os.system",
+                                      "callbacks.samples._target_=builtins.exec",
+                                      "+logger.evil._target_=subprocess.run"])
+def test_targets_outside_the_allow_list_are_refused(override, tiny_data, tmp_path):
+    key = override.lstrip("+").split("=")[0]
+    cfg = compose_cfg([*NO_METRICS, override], tiny_data, tmp_path)
+    with pytest.raises(ValueError, match=f"{key}=.* is not allowed"):
+        build(cfg)
+
+
+def test_allowed_targets_pass(tiny_data, tmp_path):
+    from gan_lightning.train import check_targets
+
+    check_targets(compose_cfg(["experiment=wgan_gp"], tiny_data, tmp_path))
