@@ -82,7 +82,7 @@ def overlay(path: Path, runs: list[Run], axes: list[str], axis: str | None,
     drawn = False
     for col, (panel_title, panel_runs) in enumerate(columns):
         if axis is None:
-            groups = [(r.name, [r]) for r in panel_runs]
+            groups = [(run_label(r), [r]) for r in panel_runs]
         else:
             groups = [(f"{axis}={v}", [r for r in panel_runs if r.overrides.get(axis) == v])
                       for v in axis_values(panel_runs, axis)]
@@ -113,15 +113,24 @@ def overlay(path: Path, runs: list[Run], axes: list[str], axis: str | None,
                 ax.set_title(panel_title, fontsize=10)
             if row == len(rows) - 1:
                 ax.set_xlabel(xlabel)
-        grid[0][col].legend(fontsize=8)
+        if len(grid[0][col].get_lines()) > 1:
+            grid[0][col].legend(fontsize=8)
     if not drawn:
         plt.close(fig)
         return None
+    if axis is None:  # one line a run: nothing is averaged
+        title = title.split("\n")[0]
     fig.suptitle(title, fontsize=10)
     fig.tight_layout()
     fig.savefig(path, dpi=90, metadata=PNG_METADATA)
     plt.close(fig)
     return path
+
+
+def run_label(run: Run) -> str:
+    """``run 3`` or ``run 3 (seed 2)``: job number, and the seed where one was set."""
+    seed = f" (seed {run.overrides['seed']})" if "seed" in run.overrides else ""
+    return f"run {run.name.split('_', 1)[0]}{seed}"
 
 
 def curve(tag: str) -> Series:
