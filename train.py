@@ -3,12 +3,13 @@
 import hydra
 from omegaconf import DictConfig
 
-from gan_lightning.train import run
+from gan_lightning.train import objective, run
 
 
 @hydra.main(version_base="1.3", config_path="conf", config_name="config")
-def main(cfg: DictConfig) -> None:
-    run(cfg)
+def main(cfg: DictConfig) -> float | None:
+    # a number for hyper-parameter sweepers (hparams_search=...), None otherwise
+    return objective(cfg, run(cfg))
 
 
 if __name__ == "__main__":

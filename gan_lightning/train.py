@@ -16,6 +16,7 @@ import torch
 from hydra.core.hydra_config import HydraConfig
 from hydra.types import RunMode
 from hydra.utils import instantiate
+from lightning.pytorch.loggers import TensorBoardLogger
 from omegaconf import DictConfig, OmegaConf
 
 from gan_lightning.module import GANModule
@@ -146,10 +147,25 @@ def run(cfg: DictConfig) -> dict[str, Any] | None:
         record["wall_time_s"] = time.perf_counter() - start
         if module is not None:
             record.update(summarize(module, trainer))
+            if trainer is not None and record["status"] != "failed":
+                log_final_metrics(trainer, hparams(cfg, record.get("data_source")), record)
         write_json(run_dir / "metrics.json", record)
     if record["status"] != "ok":
         log.warning("run ended with status %s: %s", record["status"], record.get("message", ""))
     return record
+
+
+def objective(cfg: DictConfig, record: dict[str, Any] | None) -> float | None:
+    """``optimized_metric`` of a finished run (e.g. ``fid``: its final FID) for Optuna.
+
+    A run without that figure (failed, collapsed before any evaluation) scores +inf, the
+    worst value for a minimised metric, so the search moves away from it.
+    """
+    name = cfg.get("optimized_metric")
+    if not name:
+        return None
+    value = ((record or {}).get(name) or {}).get("final")
+    return float(value) if isinstance(value, int | float) and math.isfinite(value) else math.inf
 
 
 def torch_threads(cfg: DictConfig) -> int | None:
@@ -166,6 +182,22 @@ def torch_threads(cfg: DictConfig) -> int | None:
             cores = os.cpu_count() or 1
             return max(1, cores // (cores if n_jobs < 0 else n_jobs))
     return None
+
+
+def log_final_metrics(trainer: L.Trainer, params: dict[str, Any],
+                      record: dict[str, Any]) -> None:
+    """Final FID / IS / precision / recall to every logger, and beside the hyper-parameters in
+    TensorBoard's HParams tab, so the runs of a sweep can be compared there."""
+    final = {f"hparams/{k}": record[k]["final"] for k in ("fid", "is", "precision", "recall")
+             if isinstance(record.get(k), dict) and "final" in record[k]}
+    if not final:
+        return
+    for logger in trainer.loggers:
+        if isinstance(logger, TensorBoardLogger):
+            logger.log_hyperparams(params, final)  # writes the HParams summary and the values
+        else:
+            logger.log_metrics(final, step=record.get("g_steps", 0))
+        logger.save()
 
 
 def summarize(module: GANModule, trainer: L.Trainer | None) -> dict[str, Any]:

@@ -25,6 +25,17 @@ def short_name(text: str, limit: int = 80) -> str:
 if not OmegaConf.has_resolver("short_name"):
     OmegaConf.register_new_resolver("short_name", short_name)
 
+
+def made_dir(path: str) -> str:
+    """``${made_dir:path}``: the path, created if missing (for files opened before Hydra
+    makes any folder, such as an Optuna study's SQLite file)."""
+    Path(path).mkdir(parents=True, exist_ok=True)
+    return path
+
+
+if not OmegaConf.has_resolver("made_dir"):
+    OmegaConf.register_new_resolver("made_dir", made_dir)
+
 #: the groups shown first in the printed config tree
 ORDER = ("dataset", "model", "loss", "optimizer", "trainer", "callbacks", "logger", "paths")
 

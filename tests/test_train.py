@@ -249,3 +249,44 @@ def test_allowed_targets_pass(tiny_data, tmp_path):
     from gan_lightning.train import check_targets
 
     check_targets(compose_cfg(["experiment=wgan_gp"], tiny_data, tmp_path))
+
+
+def test_optuna_search_minimises_fid_and_continues_its_study(tiny_data, tmp_path):
+    pytest.importorskip("hydra_plugins.hydra_optuna_sweeper")
+    import optuna
+
+    args = ["hparams_search=optuna_fid", "hydra.sweeper.n_trials=3", *FAST,
+            "+trainer.limit_train_batches=2"]
+    run_train(args, tiny_data, tmp_path)
+    storage = f"sqlite:///{tmp_path}/optuna/gan_fid.db"
+    study = optuna.load_study(study_name="gan_fid", storage=storage)
+    assert len(study.trials) == 3
+    records = [json.loads(p.read_text()) for p in (tmp_path / "optuna" / "gan_fid").glob(
+        "*/metrics.json")]
+    assert sorted(t.value for t in study.trials) == sorted(r["fid"]["final"] for r in records)
+    assert {"n_critic", "z_dim", "optimizer.d.lr"} <= set(study.trials[0].params)
+    run_train([*args[:1], "hydra.sweeper.n_trials=1", *args[2:]], tiny_data, tmp_path)
+    assert len(optuna.load_study(study_name="gan_fid", storage=storage).trials) == 4
+
+
+def test_all_loggers_at_once_and_the_hparams_tab(tiny_data, tmp_path):
+    pytest.importorskip("mlflow")
+    pytest.importorskip("wandb")
+    run_train(["logger=[tensorboard,csv,mlflow,wandb]", *FAST], tiny_data, tmp_path)
+    (run_dir,) = run_dirs(tmp_path)
+    record = json.loads((run_dir / "metrics.json").read_text())
+    assert record["status"] == "ok"
+    # TensorBoard: HParams summary with the final metrics beside the hyper-parameters
+    events = read_events(run_dir)
+    assert set(events.PluginTagToContent("hparams")) >= {"_hparams_/experiment",
+                                                          "_hparams_/session_start_info"}
+    assert events.Scalars("hparams/fid")[-1].value == pytest.approx(record["fid"]["final"])
+    # CSV: the same scalars, final FID included
+    rows = (run_dir / "csv" / "metrics.csv").read_text().splitlines()
+    assert "train/loss_d" in rows[0] and "hparams/fid" in rows[0]
+    # MLflow: a local file store under the output root, with the training scalars
+    (mlflow_run,) = [p for p in (tmp_path / "mlruns").glob("*/*") if (p / "metrics").is_dir()]
+    assert (mlflow_run / "metrics" / "train" / "loss_d").is_file()
+    assert (mlflow_run / "metrics" / "hparams" / "fid").is_file()
+    # Weights & Biases: offline, inside the run folder
+    assert list((run_dir / "wandb").glob("offline-run-*"))
