@@ -5,7 +5,7 @@ import re
 from conftest import REPO
 
 GROUPS = ["dataset", "model", "loss", "optimizer", "metrics", "trainer", "logger", "callbacks",
-          "experiment", "debug", "paths"]
+          "experiment", "debug", "paths", "hparams_search"]
 
 
 def readme_table() -> dict[str, str]:
