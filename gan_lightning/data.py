@@ -10,6 +10,7 @@ from __future__ import annotations
 import gzip
 import importlib.util
 import logging
+import math
 import shutil
 import socket
 import tempfile
@@ -60,7 +61,42 @@ def _download_atomically(cls, name: str, root: Path, folder: str) -> None:
         shutil.rmtree(scratch, ignore_errors=True)
 
 
+class DatasetCorruptError(DatasetUnavailableError):
+    """The dataset's files are there but truncated or damaged."""
+
+
+#: IDX magic numbers (uint8 data): 3-d images, 1-d labels
+IDX_MAGIC = {2051: 3, 2049: 1}
+
+
+def check_idx_files(folder: Path) -> None:
+    """MNIST-style raw files must have a valid IDX header and exactly the bytes it announces.
+
+    torchvision only checks that the files exist, so a truncated download would otherwise
+    fail deep inside a tensor reshape, or be taken for a missing dataset.
+    """
+    for path in sorted(folder.glob("*-ubyte")):
+        size = path.stat().st_size
+        with path.open("rb") as f:
+            header = f.read(16)
+        magic = int.from_bytes(header[:4], "big") if len(header) >= 4 else -1
+        ndim = IDX_MAGIC.get(magic)
+        if ndim is None or len(header) < 4 + 4 * ndim:
+            raise DatasetCorruptError(f"{path} is not an IDX file (bad header); delete it (and "
+                                      f"its siblings) to download again, or replace it")
+        dims = [int.from_bytes(header[4 + 4 * i: 8 + 4 * i], "big") for i in range(ndim)]
+        expected = 4 + 4 * ndim + math.prod(dims)
+        if size != expected:
+            raise DatasetCorruptError(
+                f"{path} is truncated or corrupt: its header announces {dims} "
+                f"({expected} bytes) but the file has {size}; delete it to download again, "
+                f"or replace it")
+
+
 def _read_torchvision(cls, root: Path, train: bool) -> tuple[torch.Tensor, torch.Tensor]:
+    raw = root / cls.__name__ / "raw"
+    if raw.is_dir():  # MNIST and FashionMNIST: torchvision reads root/<class name>/raw
+        check_idx_files(raw)
     ds = cls(str(root), train=train, download=False)
     images = torch.as_tensor(np.asarray(ds.data))
     labels = torch.as_tensor(np.asarray(ds.targets), dtype=torch.long)
@@ -116,7 +152,9 @@ def load_images(
     if source != "bundled":
         try:
             return (*_read_torchvision(cls, root, train), "full")
-        except RuntimeError as missing:  # torchvision: "Dataset not found"
+        except DatasetCorruptError:
+            raise  # present but damaged: downloading over it or falling back would hide that
+        except RuntimeError as missing:  # torchvision: "Dataset not found" (or "... corrupted")
             problem = str(missing)
         if download:
             try:

@@ -188,3 +188,21 @@ def test_datamodule_falls_back_to_bundled_and_references_it(tmp_path, monkeypatc
         dm.setup("fit")
     assert dm.source_used == "bundled-5k" and len(dm.train_dataloader()) == 10
     assert dm.reference_images(7).shape == (7, 1, 28, 28)
+
+
+@pytest.mark.parametrize("damage", ["truncate", "header"])
+def test_corrupt_files_fail_clearly_before_training(damage, tmp_path):
+    from conftest import run_train, write_idx_dataset
+    from gan_lightning.data import DatasetCorruptError
+
+    root = write_idx_dataset(tmp_path / "data")
+    images = root / "MNIST" / "raw" / "train-images-idx3-ubyte"
+    data = images.read_bytes()
+    images.write_bytes(data[:-100] if damage == "truncate" else b"\x00\x00\x09\x99" + data[4:])
+    with pytest.raises(DatasetCorruptError, match="train-images-idx3-ubyte"):
+        load_images("mnist", root, train=True, download=True, source="auto")
+    proc = run_train(["trainer.max_epochs=1"], root, tmp_path / "out", check=False)
+    assert proc.returncode != 0
+    text = proc.stdout + proc.stderr
+    assert ("truncated or corrupt" if damage == "truncate" else "bad header") in text
+    assert not list((tmp_path / "out").glob("**/last.ckpt"))
