@@ -21,6 +21,7 @@ from omegaconf import DictConfig, OmegaConf
 
 from gan_lightning.module import GANModule
 from gan_lightning.utils import print_config
+from gan_lightning.validate import validate
 
 log = logging.getLogger(__name__)
 
@@ -57,6 +58,7 @@ def check_targets(cfg: DictConfig) -> None:
 
 def build(cfg: DictConfig) -> tuple[L.LightningDataModule, GANModule, L.Trainer]:
     """Instantiate data, module and trainer from a composed config. Reads the data (fails fast)."""
+    validate(cfg)
     check_targets(cfg)
     datamodule = instantiate(cfg.dataset)
     datamodule.setup("fit")  # missing or unreachable data fails here, in seconds

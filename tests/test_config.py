@@ -132,3 +132,56 @@ def test_hydra_output_folders_live_under_output_root(tmp_path):
     assert run_dir.startswith(f"{tmp_path}/runs/") and sweep_dir.startswith(f"{tmp_path}/multirun/")
     excluded = cfg.hydra.job.config.override_dirname.exclude_keys
     assert {"paths.output_root", "paths.data_dir"} <= set(excluded)
+
+
+@pytest.mark.parametrize(("override", "message"), [
+    ("z_dim=abc", "z_dim='abc' is not valid: z_dim must be an integer >= 1"),
+    ("z_dim=0", "z_dim=0 is not valid: z_dim must be an integer >= 1"),
+    ("optimizer.lr=-0.1", "optimizer.lr=-0.1 is not valid: optimizer.lr must be a number > 0"),
+    ("optimizer.d.lr=0", "optimizer.d.lr=0 is not valid: optimizer.d.lr must be a number > 0"),
+    ("dataset.batch_size=0",
+     "dataset.batch_size=0 is not valid: dataset.batch_size must be an integer >= 1"),
+    ("n_critic=1.5", "n_critic=1.5 is not valid: n_critic must be an integer >= 1"),
+    ("trainer.max_epochs=abc", "trainer.max_epochs='abc' is not valid: trainer.max_epochs must "
+                               "be null or an integer >= -1 (-1: no limit)"),
+    ("max_g_steps=-3", "max_g_steps=-3 is not valid: max_g_steps must be null or an integer >= 1"),
+    ("loss.real_label=1.5", "loss.real_label=1.5 is not valid: loss.real_label must be a number "
+                            "in [0, 1]"),
+])
+def test_bad_values_are_named_with_what_is_allowed(override, message, tmp_path):
+    from gan_lightning.validate import ConfigError, validate
+
+    with pytest.raises(ConfigError) as error:
+        validate(compose_cfg([override], tmp_path, tmp_path))
+    assert str(error.value) == message
+
+
+@pytest.mark.parametrize("override", ["z_dim=abc", "dataset.batch_size=0"])
+def test_a_bad_value_stops_train_py_in_one_line_before_any_folder(override, tmp_path):
+    from conftest import run_train
+
+    proc = run_train([override], tmp_path / "nodata", tmp_path / "out", check=False)
+    assert proc.returncode == 2
+    key = override.split("=")[0]
+    assert proc.stderr.strip().splitlines()[-1].startswith(f"config error: {key}=")
+    assert not (tmp_path / "out").exists()  # no run folder was made, no data was read
+
+
+@pytest.mark.parametrize(("override", "message"), [
+    ("optimizer=rmsprop", "Available options in 'optimizer'"),
+    ("zdim=100", "Key 'zdim' is not in struct"),
+])
+def test_unknown_options_and_keys_name_what_exists(override, message, tmp_path):
+    from conftest import run_train
+
+    proc = run_train([override], tmp_path, tmp_path / "out", check=False)
+    assert proc.returncode != 0 and message in proc.stderr
+    assert not (tmp_path / "out").exists()
+
+
+def test_a_bad_job_of_a_sweep_fails_alone(tmp_path):
+    from gan_lightning.validate import ConfigError, validate
+
+    validate(compose_cfg(["z_dim=7"], tmp_path, tmp_path))
+    with pytest.raises(ConfigError, match="z_dim"):
+        validate(compose_cfg(["z_dim=-1"], tmp_path, tmp_path))
