@@ -7,7 +7,10 @@ import contextlib
 import logging
 import math
 import os
+import signal
+import threading
 from pathlib import Path
+from typing import Any
 
 import lightning as L
 import numpy as np
@@ -214,6 +217,56 @@ class RunCheckpoint(ModelCheckpoint):
         if trainer.is_global_zero:
             os.replace(tmp, filepath)
         self._last_checkpoint_saved = filepath
+
+
+class GracefulShutdown(L.Callback):
+    """SIGTERM or SIGINT (Ctrl+C) during training: finish the batch, write ``last.ckpt``, stop.
+
+    The run ends with status ``interrupted`` (``metrics.json``), its loggers flushed, and
+    ``ckpt_path=<run>/last.ckpt`` resumes it. The handlers are installed once training has
+    started (after Lightning's own) and the previous ones restored at the end; a second
+    signal while stopping falls through to them.
+    """
+
+    SIGNALS = (signal.SIGTERM, signal.SIGINT)
+
+    def __init__(self) -> None:
+        self.signum: int | None = None
+        self._previous: dict[int, Any] = {}
+
+    def on_train_start(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
+        if threading.current_thread() is not threading.main_thread():
+            return  # signal handlers can only be set from the main thread
+        for sig in self.SIGNALS:
+            self._previous[sig] = signal.getsignal(sig)
+            signal.signal(sig, self._handle)
+
+    def _handle(self, signum: int, frame: Any) -> None:
+        if self.signum is not None:  # second signal: do what would have happened anyway
+            previous = self._previous.get(signum)
+            if callable(previous):
+                previous(signum, frame)
+            return
+        self.signum = signum
+
+    def on_train_batch_end(self, trainer, pl_module: GANModule, outputs, batch, batch_idx) -> None:
+        if self.signum is None or pl_module.status == "interrupted":
+            return
+        name = signal.Signals(self.signum).name
+        pl_module.status = "interrupted"
+        pl_module.status_message = (
+            f"{name} at generator step {pl_module.g_step}: last.ckpt written; resume with "
+            f"ckpt_path=<run folder>/last.ckpt (the interrupted epoch starts again)")
+        checkpoint = trainer.checkpoint_callback
+        if isinstance(checkpoint, RunCheckpoint):
+            checkpoint._save_last_checkpoint(trainer, checkpoint._monitor_candidates(trainer))
+        trainer.should_stop = True
+        log.warning("%s", pl_module.status_message)
+
+    def on_train_end(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
+        for sig, handler in self._previous.items():
+            signal.signal(sig, handler)
+        self._previous = {}
 
 
 class NullProfiler(PassThroughProfiler):

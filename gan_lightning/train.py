@@ -154,6 +154,10 @@ def run(cfg: DictConfig) -> dict[str, Any] | None:
         write_json(run_dir / "metrics.json", record)
     if record["status"] != "ok":
         log.warning("run ended with status %s: %s", record["status"], record.get("message", ""))
+    signum = next((c.signum for c in (trainer.callbacks if trainer else [])
+                   if getattr(c, "signum", None)), None)
+    if record["status"] == "interrupted" and signum:
+        raise SystemExit(128 + signum)  # the shell's convention: 143 SIGTERM, 130 SIGINT
     return record
 
 

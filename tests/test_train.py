@@ -290,3 +290,40 @@ def test_all_loggers_at_once_and_the_hparams_tab(tiny_data, tmp_path):
     assert (mlflow_run / "metrics" / "hparams" / "fid").is_file()
     # Weights & Biases: offline, inside the run folder
     assert list((run_dir / "wandb").glob("offline-run-*"))
+
+
+@pytest.mark.parametrize("sig", ["SIGTERM", "SIGINT"])
+def test_a_signal_checkpoints_flushes_and_resumes(sig, tiny_data, tmp_path):
+    import os
+    import signal
+    import subprocess
+    import sys
+
+    from conftest import REPO
+
+    args = [sys.executable, str(REPO / "train.py"), *NO_METRICS, "trainer.max_epochs=60",
+            f"paths.output_root={tmp_path}"]
+    env = {**os.environ, "GAN_DATA_DIR": str(tiny_data), "PYTHONWARNINGS": "ignore"}
+    proc = subprocess.Popen(args, cwd=REPO, env=env, stdout=subprocess.PIPE,
+                            stderr=subprocess.STDOUT, text=True)
+    deadline = time.time() + 120
+    while not list(tmp_path.glob("runs/*/*/last.ckpt")) and time.time() < deadline:
+        time.sleep(0.2)
+    time.sleep(0.5)  # mid-training, a few epochs in
+    proc.send_signal(getattr(signal, sig))
+    out, _ = proc.communicate(timeout=120)
+    assert proc.returncode == 128 + getattr(signal, sig), out[-2000:]
+    (run_dir,) = run_dirs(tmp_path)
+    record = json.loads((run_dir / "metrics.json").read_text())
+    assert record["status"] == "interrupted" and sig in record["message"]
+    checkpoint = torch.load(run_dir / "last.ckpt", weights_only=True)
+    assert 0 < checkpoint["g_step"] == record["g_steps"] < 60 * 8
+    # TensorBoard was flushed: the scalars up to the interruption are on disk
+    assert read_events(run_dir).Scalars("train/loss_d")[-1].step == record["g_steps"]
+    # the same command with ckpt_path picks the run up and finishes it
+    resumed = run_train([*NO_METRICS, "trainer.max_epochs=60",
+                         f"ckpt_path={run_dir / 'last.ckpt'}"], tiny_data, tmp_path / "again")
+    assert resumed.returncode == 0
+    (again,) = run_dirs(tmp_path / "again")
+    final = json.loads((again / "metrics.json").read_text())
+    assert final["status"] == "ok" and final["g_steps"] == 60 * 8
