@@ -35,6 +35,9 @@ def made_dir(path: str) -> str:
 
 if not OmegaConf.has_resolver("made_dir"):
     OmegaConf.register_new_resolver("made_dir", made_dir)
+if not OmegaConf.has_resolver("basename"):
+    # a run's name for dashboards: its folder's (``3_optimizer=adam,z_dim=50``, ``12-13-34``)
+    OmegaConf.register_new_resolver("basename", lambda path: Path(str(path)).name)
 
 #: the groups shown first in the printed config tree
 ORDER = ("dataset", "model", "loss", "optimizer", "trainer", "callbacks", "logger", "paths")

@@ -13,6 +13,8 @@ import pytest
 from hydra import compose, initialize_config_dir
 from omegaconf import DictConfig, open_dict
 
+import gan_lightning  # noqa: F401  (registers the resolvers conf/ uses)
+
 REPO = Path(__file__).resolve().parents[1]
 MNIST_FILES = {
     True: ("train-images-idx3-ubyte", "train-labels-idx1-ubyte"),
