@@ -165,7 +165,7 @@ class GANModule(L.LightningModule):
         labels = labels if self.num_classes else None
         opt_d, opt_g = self.optimizers()
 
-        # Discriminator: real -> 1, fake -> 0. G's forward needs no graph for this update.
+        # Discriminator (critic): real scored up, fake down. G's forward needs no graph here.
         with torch.no_grad():
             fake_labels = self.sample_labels(len(real))
             fake = self.generate(self.sample_z(len(real)), fake_labels)
