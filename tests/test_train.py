@@ -171,7 +171,7 @@ def test_run_outside_hydra_records_a_failure_and_raises(tiny_data, tmp_path):
     with pytest.raises(ValueError, match="z_dim"):
         run(cfg)
     record = json.loads((tmp_path / "metrics.json").read_text())
-    assert record["status"] == "failed" and record["error"].startswith("ValueError: z_dim")
+    assert record["status"] == "failed" and record["error"].startswith("ConfigError: z_dim=0")
     assert "Traceback" in record["traceback"] and record["overrides"] == []
     assert (tmp_path / "config.yaml").is_file()
 
