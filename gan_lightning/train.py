@@ -122,7 +122,7 @@ def run(cfg: DictConfig) -> dict[str, Any] | None:
     overrides = list(HydraConfig.get().overrides.task) if HydraConfig.initialized() else []
     record: dict[str, Any] = {"status": "failed", "overrides": overrides, "seed": cfg.seed}
     start = time.perf_counter()
-    module = trainer = None
+    module = trainer = params = None
     try:
         print_config(cfg, run_dir / "config.yaml")
         threads = torch_threads(cfg)
@@ -132,8 +132,9 @@ def run(cfg: DictConfig) -> dict[str, Any] | None:
         L.seed_everything(cfg.seed, workers=True)
         datamodule, module, trainer = build(cfg)
         record["data_source"] = datamodule.source_used
+        params = hparams(cfg, datamodule.source_used)
         for logger in trainer.loggers:
-            logger.log_hyperparams(hparams(cfg, datamodule.source_used))
+            logger.log_hyperparams(params)
         fit_start = time.perf_counter()
         trainer.fit(module, datamodule=datamodule, ckpt_path=cfg.get("ckpt_path"))
         record["train_time_s"] = time.perf_counter() - fit_start
@@ -147,10 +148,10 @@ def run(cfg: DictConfig) -> dict[str, Any] | None:
         log.exception("run failed; the sweep goes on")
     finally:
         record["wall_time_s"] = time.perf_counter() - start
-        if module is not None:
+        if module is not None:  # build() made module and trainer together
             record.update(summarize(module, trainer))
-            if trainer is not None and record["status"] != "failed":
-                log_final_metrics(trainer, hparams(cfg, record.get("data_source")), record)
+            if params is not None and record["status"] != "failed":
+                log_final_metrics(trainer, params, record)
         write_json(run_dir / "metrics.json", record)
     if record["status"] != "ok":
         log.warning("run ended with status %s: %s", record["status"], record.get("message", ""))

@@ -66,7 +66,7 @@ def runs_table(runs: list[Run], axes: list[str]) -> Table:
     header = ["run", *axes, "status", *(c[0] for c in COLUMNS), "best epoch"]
     rows = []
     for run in runs:
-        rows.append([run.name.split("_", 1)[0], *setting_of(run, axes), run.status,
+        rows.append([run.job, *setting_of(run, axes), run.status,
                      *(fmt(run.figure(key), spec) for _, key, spec in COLUMNS),
                      fmt(run.figure("best_epoch"), "{:.0f}")])
     return Table(header, rows)
@@ -99,7 +99,7 @@ def problems(runs: list[Run]) -> Table:
         }.get(run.status, "")
         why = " ".join(str(why).split()).split(": ", 1)[-1] if run.status == "failed" else why
         first = " ".join(str(why).split()).split(". ")[0]
-        rows.append([run.name.split("_", 1)[0], run.status, first[:240]])
+        rows.append([run.job, run.status, first[:240]])
     return Table(["run", "status", "why"], rows)
 
 

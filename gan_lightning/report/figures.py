@@ -130,7 +130,7 @@ def overlay(path: Path, runs: list[Run], axes: list[str], axis: str | None,
 def run_label(run: Run) -> str:
     """``run 3`` or ``run 3 (seed 2)``: job number, and the seed where one was set."""
     seed = f" (seed {run.overrides['seed']})" if "seed" in run.overrides else ""
-    return f"run {run.name.split('_', 1)[0]}{seed}"
+    return f"run {run.job}{seed}"
 
 
 def curve(tag: str) -> Series:

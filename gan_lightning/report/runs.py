@@ -34,6 +34,11 @@ class Run:
         return self.path.name
 
     @property
+    def job(self) -> str:
+        """The job number Hydra put before the overrides in the folder name (``3_...``)."""
+        return self.name.split("_", 1)[0]
+
+    @property
     def samples(self) -> Path | None:
         path = self.path / "samples.png"
         return path if path.is_file() else None
