@@ -226,9 +226,13 @@ class GracefulShutdown(L.Callback):
     ``ckpt_path=<run>/last.ckpt`` resumes it. The handlers are installed once training has
     started (after Lightning's own) and the previous ones restored at the end; a second
     signal while stopping falls through to them.
+
+    Under DDP a signal may reach one rank only (``kill <pid>``); the ranks agree every
+    ``sync_every`` batches whether any got one, and stop (and save) together.
     """
 
     SIGNALS = (signal.SIGTERM, signal.SIGINT)
+    sync_every = 8
 
     def __init__(self) -> None:
         self.signum: int | None = None
@@ -250,8 +254,13 @@ class GracefulShutdown(L.Callback):
         self.signum = signum
 
     def on_train_batch_end(self, trainer, pl_module: GANModule, outputs, batch, batch_idx) -> None:
+        if trainer.world_size > 1 and batch_idx % self.sync_every == 0:
+            mine = torch.tensor(float(self.signum or 0), device=pl_module.device)
+            self.signum = int(trainer.strategy.reduce(mine, reduce_op="max")) or None
         if self.signum is None or pl_module.status == "interrupted":
             return
+        if trainer.world_size > 1 and batch_idx % self.sync_every:
+            return  # the other ranks learn of it at the next agreed batch
         name = signal.Signals(self.signum).name
         pl_module.status = "interrupted"
         pl_module.status_message = (

@@ -206,6 +206,10 @@ class InMemoryLoader:
     Replaces a ``DataLoader`` for data that fits in memory: no per-item indexing, collation or
     worker processes. Each epoch's order is drawn from ``seed + epoch``, so a resumed run sees
     the same batches an uninterrupted one would.
+
+    Under DDP (``world_size`` > 1) each rank takes every ``world_size``-th item of that order,
+    starting at its ``rank`` (what Lightning's ``DistributedSampler`` does for a DataLoader),
+    and all ranks take ``len // world_size`` items, so they run the same number of batches.
     """
 
     def __init__(
@@ -215,32 +219,50 @@ class InMemoryLoader:
         shuffle: bool = True,
         drop_last: bool = False,
         seed: int = 0,
+        rank: int = 0,
+        world_size: int = 1,
     ) -> None:
+        if not 0 <= rank < world_size:
+            raise ValueError(f"rank must be in [0, {world_size}), got {rank}")
         self.tensors = tensors
         self.batch_size = batch_size
         self.shuffle = shuffle
         self.drop_last = drop_last
         self.seed = seed
+        self.rank = rank
+        self.world_size = world_size
         # Lightning calls ``sampler.set_epoch(epoch)`` before each epoch (resumed runs too).
         self.sampler = EpochCounter()
 
     def __len__(self) -> int:
-        n = len(self.tensors[0])
+        n = len(self.tensors[0]) // self.world_size
         return n // self.batch_size if self.drop_last else -(-n // self.batch_size)
 
     def __iter__(self) -> Iterator[tuple[torch.Tensor, ...]]:
         n = len(self.tensors[0])
+        order = None
         if self.shuffle:
             generator = torch.Generator().manual_seed(self.seed + self.sampler.epoch)
             order = torch.randperm(n, generator=generator)
+        if self.world_size > 1:
+            order = (order if order is not None else torch.arange(n))[self.rank::self.world_size]
+            order = order[: n // self.world_size]
         for i in range(len(self)):
-            if self.shuffle:
+            if order is not None:
                 # a 64-row gather per batch: no copy of the whole set each epoch
                 idx = order[i * self.batch_size : (i + 1) * self.batch_size]
                 yield tuple(t[idx.to(t.device, non_blocking=True)] for t in self.tensors)
             else:
                 sl = slice(i * self.batch_size, (i + 1) * self.batch_size)
                 yield tuple(t[sl] for t in self.tensors)
+
+
+def ranks(datamodule: L.LightningDataModule) -> dict[str, int]:
+    """``rank`` and ``world_size`` of the trainer a datamodule serves (1 process without one)."""
+    trainer = getattr(datamodule, "trainer", None)
+    if trainer is None:
+        return {"rank": 0, "world_size": 1}
+    return {"rank": trainer.global_rank, "world_size": trainer.world_size}
 
 
 class GANDataModule(L.LightningDataModule):
@@ -309,6 +331,7 @@ class GANDataModule(L.LightningDataModule):
             shuffle=self.shuffle,
             drop_last=self.drop_last,
             seed=self.seed,
+            **ranks(self),
         )
 
 
@@ -350,4 +373,5 @@ class GaussianDataModule(L.LightningDataModule):
 
     def train_dataloader(self) -> InMemoryLoader:
         return InMemoryLoader(self.images, torch.zeros(len(self.images), dtype=torch.long),
-                              batch_size=self.batch_size, shuffle=self.shuffle, seed=self.seed)
+                              batch_size=self.batch_size, shuffle=self.shuffle, seed=self.seed,
+                              **ranks(self))

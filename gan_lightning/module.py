@@ -70,6 +70,7 @@ class GANModule(L.LightningModule):
         self.z_dim = z_dim
         self.n_critic = n_critic
         self.max_g_steps = max_g_steps
+        self.seed = seed
         self._log_every = log_every_n_steps
         #: conditional models (a ``num_classes`` attribute on G) take labels in G and D
         self.num_classes = int(getattr(generator, "num_classes", 0) or 0)
@@ -94,6 +95,8 @@ class GANModule(L.LightningModule):
         self.status_message = ""
         #: the run's resolved config as plain dicts, saved in checkpoints (set by ``build``)
         self.run_config: dict[str, Any] | None = None
+        #: the (G, D) the updates run through: data-parallel wrappers under DDP (``distribute``)
+        self._trained: tuple[nn.Module, nn.Module] | None = None
 
     def __setattr__(self, name: str, value: Any) -> None:
         # Lightning sets ``_current_fx_name`` around every hook call, ~50 times a step, and
@@ -121,11 +124,24 @@ class GANModule(L.LightningModule):
         index = torch.arange(n)
         return (index // 8 if rows else index) % self.num_classes
 
-    def generate(self, z: torch.Tensor, labels: torch.Tensor | None = None) -> torch.Tensor:
-        return self.generator(z, labels) if self.num_classes else self.generator(z)
+    def generate(self, z: torch.Tensor, labels: torch.Tensor | None = None,
+                 net: nn.Module | None = None) -> torch.Tensor:
+        net = net or self.generator
+        return net(z, labels) if self.num_classes else net(z)
 
-    def discriminate(self, x: torch.Tensor, labels: torch.Tensor | None = None) -> torch.Tensor:
-        return self.discriminator(x, labels) if self.num_classes else self.discriminator(x)
+    def discriminate(self, x: torch.Tensor, labels: torch.Tensor | None = None,
+                     net: nn.Module | None = None) -> torch.Tensor:
+        net = net or self.discriminator
+        return net(x, labels) if self.num_classes else net(x)
+
+    def distribute(self, wrap: Callable[[nn.Module], nn.Module] | None) -> None:
+        """Run each network's update through its own data-parallel wrapper (``None``: undo).
+
+        G and D are wrapped separately, not the module as a whole: each backward pass then
+        all-reduces exactly the gradients of the network it updates. Passes that update
+        nothing (G's forward in D's step, D's forward in G's step) use the plain networks.
+        """
+        self._trained = (wrap(self.generator), wrap(self.discriminator)) if wrap else None
 
     def forward(self, z: torch.Tensor, labels: torch.Tensor | None = None) -> torch.Tensor:
         """Samples for latents ``z``; a conditional model without ``labels`` cycles through the
@@ -135,7 +151,8 @@ class GANModule(L.LightningModule):
         return self.generate(z, labels)
 
     def score(self, real: torch.Tensor, fake: torch.Tensor, real_labels: torch.Tensor | None = None,
-              fake_labels: torch.Tensor | None = None) -> tuple[torch.Tensor, torch.Tensor]:
+              fake_labels: torch.Tensor | None = None,
+              net: nn.Module | None = None) -> tuple[torch.Tensor, torch.Tensor]:
         """D's logits for a real and a fake batch.
 
         One pass over both batches together (one kernel per layer instead of two) when D has
@@ -143,9 +160,10 @@ class GANModule(L.LightningModule):
         normalising real and fake together would change what it learns.
         """
         if self._batch_dependent_d:
-            return self.discriminate(real, real_labels), self.discriminate(fake, fake_labels)
+            return (self.discriminate(real, real_labels, net),
+                    self.discriminate(fake, fake_labels, net))
         labels = torch.cat([real_labels, fake_labels]) if self.num_classes else None
-        both = self.discriminate(torch.cat([real, fake]), labels)
+        both = self.discriminate(torch.cat([real, fake]), labels, net)
         return both.split([len(real), len(fake)])
 
     @property
@@ -164,13 +182,14 @@ class GANModule(L.LightningModule):
         real, labels = batch
         labels = labels if self.num_classes else None
         opt_d, opt_g = self.optimizers()
+        g_net, d_net = self._trained or (self.generator, self.discriminator)
 
         # Discriminator (critic): real scored up, fake down. G's forward needs no graph here.
         with torch.no_grad():
             fake_labels = self.sample_labels(len(real))
             fake = self.generate(self.sample_z(len(real)), fake_labels)
         with self.toggled_optimizer(opt_d):
-            d_real, d_fake = self.score(real, fake, labels, fake_labels)
+            d_real, d_fake = self.score(real, fake, labels, fake_labels, d_net)
             loss_d = self.loss.d_loss(d_real, d_fake)
             penalty = None
             if getattr(self.loss, "penalty", None) is not None:  # WGAN-GP: at interpolates
@@ -186,7 +205,7 @@ class GANModule(L.LightningModule):
         # Generator: fresh noise (and classes), scored by the discriminator just updated.
         with self.toggled_optimizer(opt_g):
             fake_labels = self.sample_labels(len(real))
-            fake = self.generate(self.sample_z(len(real)), fake_labels)
+            fake = self.generate(self.sample_z(len(real)), fake_labels, g_net)
             loss_g = self.loss.g_loss(self.discriminate(fake, fake_labels))
             opt_g.zero_grad(set_to_none=True)
             self.manual_backward(loss_g)
@@ -196,15 +215,20 @@ class GANModule(L.LightningModule):
             self.trainer.should_stop = True
 
         if self.g_step % self.log_every == 0:
-            # note: .item() is a host sync; paid once per log point, never on other steps.
-            self.latest = {
-                "train/loss_d": loss_d.item(),
-                "train/loss_g": loss_g.item(),
-                "train/d_real": self.loss.prob(d_real).mean().item(),
-                "train/d_fake": self.loss.prob(d_fake).mean().item(),
+            scalars = {
+                "train/loss_d": loss_d,
+                "train/loss_g": loss_g,
+                "train/d_real": self.loss.prob(d_real).mean(),
+                "train/d_fake": self.loss.prob(d_fake).mean(),
             }
             if penalty is not None:
-                self.latest["train/penalty"] = penalty.item()
+                scalars["train/penalty"] = penalty
+            values = torch.stack([v.detach().float() for v in scalars.values()])
+            if self.trainer.world_size > 1:
+                # the mean over all ranks' batches; every rank then judges the same figures
+                values = self.trainer.strategy.reduce(values, reduce_op="mean")
+            # note: .tolist() is a host sync; paid once per log point, never on other steps.
+            self.latest = dict(zip(scalars, values.tolist(), strict=True))
             self.latest_step = self.g_step
             self.log_scalars(self.latest)
 
@@ -225,6 +249,13 @@ class GANModule(L.LightningModule):
         for key, value in metrics.items():
             if key in self.PROGRESS_BAR:
                 self.progress[self.PROGRESS_BAR[key]] = value
+
+    def on_train_epoch_start(self) -> None:
+        if self.trainer.world_size > 1:
+            # Every rank was seeded alike (seed_everything); the latents must differ between
+            # ranks, or each global batch would hold every fake twice. Drawn from (seed,
+            # epoch, rank), they also resume exactly at an epoch boundary.
+            torch.manual_seed(hash((self.seed, self.current_epoch, self.global_rank)) % 2**63)
 
     # -- checkpoints --------------------------------------------------------------------
     def on_save_checkpoint(self, checkpoint: dict[str, Any]) -> None:

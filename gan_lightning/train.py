@@ -16,6 +16,7 @@ import torch
 from hydra.core.hydra_config import HydraConfig
 from hydra.types import RunMode
 from hydra.utils import instantiate
+from lightning.fabric.utilities.rank_zero import _get_rank
 from lightning.pytorch.loggers import TensorBoardLogger
 from omegaconf import DictConfig, OmegaConf
 
@@ -114,8 +115,10 @@ def hparams(cfg: DictConfig, data_source: str | None) -> dict[str, Any]:
 def run(cfg: DictConfig) -> dict[str, Any] | None:
     """Train one run from a composed config; write ``metrics.json``; return its record.
 
-    In a multirun, an exception is recorded (status ``failed``) and the sweep goes on.
+    In a multirun, an exception is recorded (status ``failed``) and the sweep goes on. Under
+    DDP every rank runs this; only rank 0 writes ``config.yaml`` and ``metrics.json``.
     """
+    rank_zero = not _get_rank()  # the rank Lightning's launcher gave this process, if any
     run_dir = Path(cfg.paths.output_dir)
     run_dir.mkdir(parents=True, exist_ok=True)
     multirun = HydraConfig.initialized() and HydraConfig.get().mode == RunMode.MULTIRUN
@@ -124,7 +127,8 @@ def run(cfg: DictConfig) -> dict[str, Any] | None:
     start = time.perf_counter()
     module = trainer = params = None
     try:
-        print_config(cfg, run_dir / "config.yaml")
+        if rank_zero:
+            print_config(cfg, run_dir / "config.yaml")
         threads = torch_threads(cfg)
         if threads:
             torch.set_num_threads(threads)
@@ -152,7 +156,8 @@ def run(cfg: DictConfig) -> dict[str, Any] | None:
             record.update(summarize(module, trainer))
             if params is not None and record["status"] != "failed":
                 log_final_metrics(trainer, params, record)
-        write_json(run_dir / "metrics.json", record)
+        if rank_zero and (trainer is None or trainer.is_global_zero):
+            write_json(run_dir / "metrics.json", record)
     if record["status"] != "ok":
         log.warning("run ended with status %s: %s", record["status"], record.get("message", ""))
     signum = next((c.signum for c in (trainer.callbacks if trainer else [])
@@ -220,9 +225,9 @@ def summarize(module: GANModule, trainer: L.Trainer | None) -> dict[str, Any]:
     if module.status_message:
         out["message"] = module.status_message
     out["final"] = {k.split("/", 1)[1]: v for k, v in module.latest.items()}
-    for callback in trainer.callbacks if trainer else []:
-        if hasattr(callback, "run_summary"):
-            out.update(callback.run_summary())
+    for part in [*trainer.callbacks, trainer.strategy] if trainer else []:
+        if hasattr(part, "run_summary"):
+            out.update(part.run_summary())
     return out
 
 

@@ -9,6 +9,11 @@ precision/recall the first ``num_fake`` / ``num_real`` features. Statistics are 
 in float64 by torchmetrics. Results go to the loggers as ``val/fid``, ``val/is``,
 ``val/precision`` and ``val/recall`` against the generator step, to ``metrics.json`` (final,
 best and its epoch, history, protocol), and the lowest FID's weights to ``<run>/best.ckpt``.
+
+Under DDP the work is shared: each rank generates and extracts a contiguous block of the
+samples (and of the reference images), the FID and IS states are summed / gathered across
+ranks by torchmetrics, and precision/recall gathers the features. The figures are those one
+process would compute from the same samples, up to the order of floating-point sums.
 """
 
 from __future__ import annotations
@@ -24,6 +29,7 @@ import torch
 from torchmetrics.image.fid import FrechetInceptionDistance
 from torchmetrics.image.inception import InceptionScore
 
+from gan_lightning.distributed import block, gather
 from gan_lightning.metrics.features import IdentityFeatures, build_extractor
 from gan_lightning.metrics.precision_recall import knn_radii, precision_recall
 
@@ -136,10 +142,12 @@ class Evaluator(L.Callback):
         real = dm.reference_images(num_real)
         if len(real) < num_real:
             log.warning("metrics: only %d reference images (num_real=%d)", len(real), num_real)
+        mine = block(len(real))  # under DDP, this rank's share
         with torch.no_grad():
             features = torch.cat([self._extract(b.to(pl_module.device))[0]
-                                  for b in real.split(self.batch_size)])
-        self.fid.update(features[: self.schedules["fid"].num_real], real=True)
+                                  for b in real[mine.start:mine.stop].split(self.batch_size)])
+        self.fid.update(first(features, mine.start, self.schedules["fid"].num_real), real=True)
+        features = gather(features)
         self.real_pr = features[: self.schedules["precision_recall"].num_real].float()
         if self.schedules["precision_recall"].enabled:
             self.real_radii = knn_radii(self.real_pr, self.pr_k)
@@ -153,19 +161,29 @@ class Evaluator(L.Callback):
 
     # -- evaluation ---------------------------------------------------------------------
     @torch.no_grad()
-    def sample(self, pl_module: L.LightningModule, n: int) -> torch.Tensor:
-        """``n`` generator samples in eval mode, from latents seeded by ``seed``."""
+    def sample(self, pl_module: L.LightningModule, n: int) -> tuple[torch.Tensor, int]:
+        """Generator samples in eval mode, from ``n`` latents seeded by ``seed``.
+
+        Returns ``(samples, offset)``: all ``n`` and 0 in one process; under DDP this rank's
+        block of whole batches and the index of its first sample.
+        """
         generator = pl_module.generator
         was_training = generator.training
         generator.eval()
         rng = torch.Generator(device="cpu").manual_seed(self.seed)
+        starts = range(0, n, self.batch_size)
+        mine = block(len(starts))
         try:
             chunks = []
-            for start in range(0, n, self.batch_size):
+            for i, start in enumerate(starts):
                 size = min(self.batch_size, n - start)
+                # every rank draws every batch's latents: the sequence does not depend on ranks
                 z = torch.randn(size, pl_module.z_dim, generator=rng).to(pl_module.device)
-                chunks.append(pl_module(z).float())  # conditional: classes balanced
-            return torch.cat(chunks)
+                if i in mine:
+                    chunks.append(pl_module(z).float())  # conditional: classes balanced
+            if not chunks:  # more ranks than batches: an empty batch of the right shape
+                chunks.append(pl_module(z[:0]).float())
+            return torch.cat(chunks), mine.start * self.batch_size
         finally:
             generator.train(was_training)
 
@@ -178,25 +196,26 @@ class Evaluator(L.Callback):
         """
         metrics = metrics or {k for k, s in self.schedules.items() if s.enabled}
         n = max(self.schedules[k].num_fake for k in metrics)
+        samples, offset = self.sample(pl_module, n)
         features, logits = [], []
-        for batch in self.sample(pl_module, n).split(self.batch_size):
+        for batch in samples.split(self.batch_size):
             f, lg = self._extract(batch)
             features.append(f)
             logits.append(lg)
         features = torch.cat(features)
         results: dict[str, float] = {}
         if "fid" in metrics:
-            self.fid.update(features[: self.schedules["fid"].num_fake], real=False)
-            results["fid"] = float(self.fid.compute())
+            self.fid.update(first(features, offset, self.schedules["fid"].num_fake), real=False)
+            results["fid"] = float(self.fid.compute())  # under DDP: states summed over ranks
             self.fid.reset()  # keeps the real statistics (reset_real_features=False)
         if "is" in metrics and self.inception is not None:
-            self.inception.update(torch.cat(logits)[: self.schedules["is"].num_fake])
+            self.inception.update(first(torch.cat(logits), offset, self.schedules["is"].num_fake))
             with torch.random.fork_rng():  # IS shuffles with the global RNG: keep training's
                 torch.manual_seed(self.seed)
                 results["is"] = float(self.inception.compute()[0])
             self.inception.reset()
         if "precision_recall" in metrics:
-            fake = features[: self.schedules["precision_recall"].num_fake].float()
+            fake = gather(features)[: self.schedules["precision_recall"].num_fake].float()
             results["precision"], results["recall"] = precision_recall(
                 self.real_pr, fake, self.pr_k, self.real_radii)
         return results
@@ -215,7 +234,7 @@ class Evaluator(L.Callback):
         log.info("epoch %d: %s", epoch, ", ".join(f"{k} {v:.4g}" for k, v in results.items()))
         if "fid" in results and (self.best is None or results["fid"] < self.best["fid"]):
             self.best = self.history[-1]
-            if self.out_dir is not None and trainer.is_global_zero:
+            if self.out_dir is not None:  # every rank calls it; rank 0 writes
                 trainer.save_checkpoint(self.out_dir / "best.ckpt", weights_only=False)
 
     # -- results ------------------------------------------------------------------------
@@ -255,3 +274,8 @@ class Evaluator(L.Callback):
         self.history = list(state_dict.get("history", []))
         self.best = state_dict.get("best")
         self.eval_time_s = float(state_dict.get("eval_time_s", 0.0))
+
+
+def first(rows: torch.Tensor, offset: int, limit: int) -> torch.Tensor:
+    """The ``rows`` (whose first has global index ``offset``) among the first ``limit``."""
+    return rows[: max(0, limit - offset)]

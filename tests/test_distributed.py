@@ -1,0 +1,151 @@
+"""DDP: data shards, metrics synced across ranks, whole runs on 2 CPU processes (gloo)."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+from types import SimpleNamespace
+
+import pytest
+import torch
+import torch.distributed as dist
+import torch.multiprocessing as mp
+from hydra.utils import instantiate
+
+from conftest import FAST, NO_METRICS, REPO, compose_cfg
+from gan_lightning.data import InMemoryLoader
+from gan_lightning.distributed import param_spread
+
+#: 2 processes, a few steps, small metrics (the classifier trains for one epoch)
+DDP = ["trainer=ddp", "hydra/launcher=basic", *FAST]
+
+
+@pytest.mark.parametrize("shuffle", [True, False])
+def test_ranks_get_disjoint_equal_shares_of_each_epoch(shuffle):
+    images = torch.arange(103).float()
+    shares = []
+    for rank in range(3):
+        loader = InMemoryLoader(images, batch_size=10, shuffle=shuffle, seed=1, rank=rank,
+                                world_size=3)
+        loader.sampler.set_epoch(2)
+        batches = list(loader)
+        assert len(batches) == len(loader) == 4  # 34 items each: the same number of batches
+        shares.append(torch.cat([b for (b,) in batches]))
+    every = torch.cat(shares)
+    assert len(every) == 102 and len(set(every.tolist())) == 102  # disjoint, 1 item left out
+    one = InMemoryLoader(images, batch_size=10, shuffle=shuffle, seed=1)
+    one.sampler.set_epoch(2)
+    order = torch.cat([b for (b,) in one])
+    # rank r takes every 3rd item of the one-process order, starting at r
+    assert torch.equal(shares[1], order[1::3][:34])
+
+
+def _evaluate_on_ranks(rank: int, world: int, init: str, work: str) -> None:
+    """One rank: join the group, evaluate the saved generator, save rank 0's figures."""
+    torch.set_num_threads(1)
+    dist.init_process_group("gloo", init_method=init, rank=rank, world_size=world)
+    try:
+        state = torch.load(Path(work) / "setup.pt", weights_only=False)
+        results = {}
+        for batch_size in (100, 1000):  # 3 batches for 2 ranks; 1 batch: rank 0 has none
+            module, evaluator, trainer = state["make"](batch_size)
+            evaluator.setup(trainer, module, "fit")
+            results[batch_size] = evaluator.evaluate(module)
+        torch.manual_seed(rank)
+        spread_differ = param_spread(torch.nn.Linear(3, 3))
+        spread_same = param_spread(module)
+        if rank == 0:
+            torch.save({"results": results, "differ": spread_differ, "same": spread_same},
+                       Path(work) / "ranks.pt")
+    finally:
+        dist.destroy_process_group()
+
+
+class _Maker:
+    """Builds the same module (fixed weights) and a fresh evaluator in any process."""
+
+    def __init__(self, cfg, weights):
+        self.cfg, self.weights = cfg, weights
+
+    def __call__(self, batch_size):
+        from gan_lightning.train import build
+
+        datamodule, module, _ = build(self.cfg)
+        module.load_state_dict(self.weights)
+        evaluator = instantiate(self.cfg.metrics, batch_size=batch_size)
+        return module, evaluator, SimpleNamespace(datamodule=datamodule)
+
+
+def test_metrics_on_two_ranks_equal_one_process(tiny_data, tmp_path):
+    cfg = compose_cfg([*FAST, "metrics.fid.num_fake=300", "metrics.is.num_fake=300",
+                       "metrics.fid.num_real=128"], tiny_data, tmp_path / "run")
+    from gan_lightning.train import build
+
+    _, module, _ = build(cfg)
+    make = _Maker(cfg, module.state_dict())
+    alone = {}
+    for batch_size in (100, 1000):
+        module, evaluator, trainer = make(batch_size)
+        evaluator.setup(trainer, module, "fit")
+        alone[batch_size] = evaluator.evaluate(module)
+    torch.save({"make": make}, tmp_path / "setup.pt")
+
+    mp.spawn(_evaluate_on_ranks, args=(2, f"file://{tmp_path / 'rendezvous'}", str(tmp_path)),
+             nprocs=2, join=True)
+    ranks = torch.load(tmp_path / "ranks.pt", weights_only=False)
+    for batch_size, figures in alone.items():
+        assert set(figures) == {"fid", "is", "precision", "recall"}
+        for key, value in figures.items():
+            assert ranks["results"][batch_size][key] == pytest.approx(value, rel=1e-6), key
+    assert ranks["same"] == 0.0
+    assert ranks["differ"] > 0.0  # the check sees ranks whose weights differ
+
+
+def read_metrics(run_dir: Path) -> dict:
+    return json.loads((run_dir / "metrics.json").read_text())
+
+
+def test_ddp_sweep_trains_each_job_on_two_processes(tiny_data, tmp_path):
+    from conftest import run_train
+
+    run_train(["-m", *DDP, "trainer.max_epochs=2", "seed=1,2"], tiny_data, tmp_path)
+    jobs = sorted(p for p in tmp_path.glob("multirun/*/*/*") if (p / ".hydra").is_dir())
+    assert [p.name[:2] for p in jobs] == ["0_", "1_"]  # each job in its own folder
+    assert not list(tmp_path.glob("runs"))  # no rank started a run folder of its own
+    for job in jobs:
+        record = read_metrics(job)
+        assert record["status"] == "ok", record.get("error")
+        # 256 images, 128 a rank, batches of 32: 4 G steps an epoch, not 8
+        assert record["g_steps"] == 8 and record["epochs"] == 2.0
+        assert record["ddp"] == {"world_size": 2, "max_param_diff_across_ranks": 0.0}
+        assert len(record["metrics_history"]) == 2 and "fid" in record
+        assert (job / "last.ckpt").is_file() and (job / "samples.png").is_file()
+        assert {p.name for p in job.glob("*.log")} == {"train.log", "train_rank1.log"}
+    assert json.loads((jobs[0] / "metrics.json").read_text())["seed"] == 1
+
+
+def test_sigterm_to_rank_zero_stops_both_ranks_with_a_checkpoint(tiny_data, tmp_path):
+    env = {**os.environ, "GAN_DATA_DIR": str(tiny_data), "PYTHONWARNINGS": "ignore"}
+    args = [sys.executable, str(REPO / "train.py"), "trainer=ddp", *NO_METRICS,
+            "trainer.max_epochs=10000", f"paths.output_root={tmp_path}"]
+    proc = subprocess.Popen(args, cwd=REPO, env=env, stdout=subprocess.PIPE,
+                            stderr=subprocess.STDOUT, text=True)
+    deadline = time.time() + 120
+    while (not list(tmp_path.glob("runs/*/*/last.ckpt")) and proc.poll() is None
+           and time.time() < deadline):
+        time.sleep(0.5)  # the first epoch ended on both ranks
+    assert proc.poll() is None, proc.stdout.read()[-3000:]
+    proc.send_signal(signal.SIGTERM)
+    out, _ = proc.communicate(timeout=120)
+    assert proc.returncode == 143, out[-3000:]
+    (run_dir,) = tmp_path.glob("runs/*/*")
+    record = read_metrics(run_dir)
+    assert record["status"] == "interrupted"
+    assert record["ddp"]["max_param_diff_across_ranks"] == 0.0
+    ckpt = torch.load(run_dir / "last.ckpt", weights_only=True)
+    assert ckpt["g_step"] == record["g_steps"]  # saved at the stop, not at the last epoch end
