@@ -229,9 +229,16 @@ class GracefulShutdown(L.Callback):
 
     Under DDP a signal may reach one rank only (``kill <pid>``); the ranks agree every
     ``sync_every`` batches whether any got one, and stop (and save) together.
+
+    SIGUSR2 is what SLURM sends, through the submitit launcher (``hydra/launcher=slurm``),
+    before a time limit or a preemption: the run saves and stops the same way, then hands the
+    signal to submitit's handler, which requeues the job; the requeued job runs in the same
+    folder and resumes from ``last.ckpt`` (``resume=auto``).
     """
 
-    SIGNALS = (signal.SIGTERM, signal.SIGINT)
+    SIGNALS = (signal.SIGTERM, signal.SIGINT, signal.SIGUSR2)
+    #: signals whose previous handler still runs once training has stopped (the requeue)
+    HAND_OVER = (signal.SIGUSR2,)
     sync_every = 8
 
     def __init__(self) -> None:
@@ -265,7 +272,9 @@ class GracefulShutdown(L.Callback):
         pl_module.status = "interrupted"
         pl_module.status_message = (
             f"{name} at generator step {pl_module.g_step}: last.ckpt written; resume with "
-            f"ckpt_path=<run folder>/last.ckpt (the interrupted epoch starts again)")
+            f"ckpt_path=<run folder>/last.ckpt (the interrupted epoch starts again)"
+            + (" - a job requeued by SLURM resumes by itself (resume=auto)"
+               if self.signum in self.HAND_OVER else ""))
         checkpoint = trainer.checkpoint_callback
         if isinstance(checkpoint, RunCheckpoint):
             checkpoint._save_last_checkpoint(trainer, checkpoint._monitor_candidates(trainer))
@@ -273,9 +282,12 @@ class GracefulShutdown(L.Callback):
         log.warning("%s", pl_module.status_message)
 
     def on_train_end(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
-        for sig, handler in self._previous.items():
+        previous, self._previous = self._previous, {}
+        for sig, handler in previous.items():
             signal.signal(sig, handler)
-        self._previous = {}
+        handler = previous.get(self.signum)
+        if self.signum in self.HAND_OVER and callable(handler):
+            handler(self.signum, None)  # submitit: requeue the job (and exit)
 
 
 class NullProfiler(PassThroughProfiler):

@@ -140,7 +140,11 @@ def run(cfg: DictConfig) -> dict[str, Any] | None:
         for logger in trainer.loggers:
             logger.log_hyperparams(params)
         fit_start = time.perf_counter()
-        trainer.fit(module, datamodule=datamodule, ckpt_path=cfg.get("ckpt_path"))
+        ckpt_path = cfg.get("ckpt_path") or resume_checkpoint(cfg.get("resume", False), run_dir)
+        if ckpt_path:
+            record["resumed_from"] = str(ckpt_path)
+            log.info("resuming from %s", ckpt_path)
+        trainer.fit(module, datamodule=datamodule, ckpt_path=ckpt_path)
         record["train_time_s"] = time.perf_counter() - fit_start
         record["g_steps_per_s"] = module.g_step / record["train_time_s"]
         record["status"] = module.status or ("interrupted" if trainer.interrupted else "ok")
@@ -152,6 +156,9 @@ def run(cfg: DictConfig) -> dict[str, Any] | None:
         log.exception("run failed; the sweep goes on")
     finally:
         record["wall_time_s"] = time.perf_counter() - start
+        if module is not None and module.status == "interrupted":
+            # also when the cluster's handler ended training with SystemExit (a requeue)
+            record["status"] = "interrupted"
         if module is not None:  # build() made module and trainer together
             record.update(summarize(module, trainer))
             if params is not None and record["status"] != "failed":
@@ -165,6 +172,23 @@ def run(cfg: DictConfig) -> dict[str, Any] | None:
     if record["status"] == "interrupted" and signum:
         raise SystemExit(128 + signum)  # the shell's convention: 143 SIGTERM, 130 SIGINT
     return record
+
+
+def resume_checkpoint(resume: bool | str, run_dir: Path) -> Path | None:
+    """The checkpoint a run resumes from when no ``ckpt_path`` is given, or None.
+
+    ``resume=true``: the newest checkpoint in the run's folder (``last.ckpt``, written each
+    epoch and on SIGTERM; Lightning's ``hpc_ckpt_N.ckpt``, written on SLURM's requeue signal).
+    ``resume=auto``: the same, only in a job SLURM has requeued (``SLURM_RESTART_COUNT`` > 0),
+    which the submitit launcher runs again in the job's own folder. ``false``: never.
+    """
+    if resume == "auto":
+        resume = int(os.environ.get("SLURM_RESTART_COUNT") or 0) > 0
+    if resume is not True:
+        return None
+    found = [*run_dir.glob("hpc_ckpt_*.ckpt"), run_dir / "last.ckpt"]
+    found = [p for p in found if p.is_file()]
+    return max(found, key=lambda p: p.stat().st_mtime_ns) if found else None
 
 
 def objective(cfg: DictConfig, record: dict[str, Any] | None) -> float | None:

@@ -93,9 +93,11 @@ FAST = [*FAST_NO_METRICS, "metrics.fid.num_fake=128", "metrics.fid.num_real=128"
 
 
 def run_train(args: list[str], data_dir: Path | str, out_root: Path, timeout: int = 300,
-              check: bool = True) -> subprocess.CompletedProcess:
-    """``python train.py <args>`` in a subprocess, outputs under ``out_root``."""
-    env = {**os.environ, "GAN_DATA_DIR": str(data_dir), "PYTHONWARNINGS": "ignore"}
+              check: bool = True, env: dict[str, str] | None = None
+              ) -> subprocess.CompletedProcess:
+    """``python train.py <args>`` in a subprocess, outputs under ``out_root`` (``env``: the
+    process's environment instead of this one's)."""
+    env = {**(env or os.environ), "GAN_DATA_DIR": str(data_dir), "PYTHONWARNINGS": "ignore"}
     proc = subprocess.run(
         [sys.executable, str(REPO / "train.py"), *args, f"paths.output_root={out_root}"],
         cwd=REPO, env=env, capture_output=True, text=True, timeout=timeout,
