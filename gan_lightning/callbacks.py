@@ -114,19 +114,31 @@ class HealthMonitor(L.Callback):
       never recovers, so it stops (unless ``stop_on_collapse=false``).
     - **d_overpowers_g** (warning only): D(x) > ``1 - eps`` and D(G(z)) < ``eps`` for
       ``patience`` consecutive log points.
+    - **samples_collapsed** (warning only): at ``diversity_patience`` consecutive epoch ends,
+      the diversity of the fixed latent batch's samples (mean pairwise L2 distance) is below
+      ``min_diversity`` times that of as many training images: G draws (nearly) the same
+      picture for every z, which D's outputs alone do not show. The ratio is logged as
+      ``val/diversity`` each epoch (1: as varied as the data) and the last one recorded.
     """
 
     def __init__(self, patience: int = 10, eps: float = 0.01, loss_clamp: float = 100.0,
-                 stop_on_collapse: bool = True) -> None:
-        if patience < 1:
-            raise ValueError(f"patience must be >= 1, got {patience}")
+                 stop_on_collapse: bool = True, min_diversity: float = 0.2,
+                 diversity_patience: int = 2) -> None:
+        if patience < 1 or diversity_patience < 1:
+            raise ValueError(f"patience and diversity_patience must be >= 1, got {patience}, "
+                             f"{diversity_patience}")
         self.patience = patience
         self.eps = eps
         self.loss_clamp = loss_clamp
         self.stop_on_collapse = stop_on_collapse
+        self.min_diversity = min_diversity
+        self.diversity_patience = diversity_patience
         self._seen_step = -1
         self._saturated = 0
         self._overpowered = 0
+        self._low_diversity = 0
+        self._data_diversity: float | None = None
+        self.diversity: float | None = None
         self.warnings: list[dict] = []
 
     def on_train_batch_end(self, trainer, pl_module: GANModule, outputs, batch, batch_idx) -> None:
@@ -180,14 +192,49 @@ class HealthMonitor(L.Callback):
                 self.warnings.append({"kind": "collapsed", "g_step": step, "message": text})
                 log.warning(text + " (stop_on_collapse=false: training on)")
 
+    def on_train_epoch_end(self, trainer: L.Trainer, pl_module: GANModule) -> None:
+        data = getattr(trainer.datamodule, "images", None)
+        if data is None or pl_module.status == "diverged":
+            return
+        n = len(pl_module.fixed_z)
+        if self._data_diversity is None:  # as many training images, the same ones each time
+            pick = torch.randperm(len(data), generator=torch.Generator().manual_seed(0))[:n]
+            self._data_diversity = diversity(data[pick])
+        was_training = pl_module.generator.training
+        pl_module.generator.eval()  # as the sample grid draws them
+        with torch.no_grad():
+            fake = pl_module.generate(pl_module.fixed_z, pl_module.fixed_labels)
+        pl_module.generator.train(was_training)
+        self.diversity = diversity(fake) / max(self._data_diversity, 1e-12)
+        pl_module.log_scalars({"val/diversity": self.diversity})
+        self._low_diversity = self._low_diversity + 1 if self.diversity < self.min_diversity else 0
+        if self._low_diversity == self.diversity_patience:
+            text = (f"Samples collapsed: the fixed batch's samples are {self.diversity:.3f} as "
+                    f"diverse as the data (mean pairwise distance; below {self.min_diversity} "
+                    f"for {self.diversity_patience} epochs, up to epoch "
+                    f"{trainer.current_epoch + 1}). G draws nearly the same image for every z "
+                    f"(mode collapse): see samples.png. Try loss=ns, optimizer=adam, or a "
+                    f"lower learning rate.")
+            self.warnings.append({"kind": "samples_collapsed", "g_step": pl_module.g_step,
+                                  "message": text})
+            log.warning(text)
+
     def run_summary(self) -> dict:
-        return {"warnings": self.warnings}
+        out: dict[str, Any] = {"warnings": self.warnings}
+        if self.diversity is not None:
+            out["sample_diversity"] = self.diversity
+        return out
 
     def _stop(self, trainer: L.Trainer, pl_module: GANModule, status: str, text: str) -> None:
         pl_module.status, pl_module.status_message = status, text
         self.warnings.append({"kind": status, "g_step": pl_module.latest_step, "message": text})
         log.warning(text)
         trainer.should_stop = True
+
+
+def diversity(samples: torch.Tensor) -> float:
+    """Mean pairwise L2 distance between the (flattened) samples of a batch."""
+    return float(torch.pdist(samples.detach().flatten(1).float().cpu()).mean())
 
 
 class RunCheckpoint(ModelCheckpoint):

@@ -15,7 +15,8 @@ from typing import Any
 import yaml
 
 # what metrics.json says, plus what the report infers for folders without a readable one
-STATUSES = ("ok", "collapsed", "diverged", "interrupted", "failed", "incomplete", "unreadable")
+STATUSES = ("ok", "collapsed", "diverged", "interrupted", "failed", "killed", "incomplete",
+            "unreadable")
 CURVE_TAGS = ("train/loss_d", "train/loss_g", "train/d_real", "train/d_fake")
 
 
