@@ -101,12 +101,14 @@ def test_invalid_patience():
 @pytest.mark.parametrize("optimizer", ["default", "adam"])
 def test_short_healthy_real_run_raises_nothing(tiny_data, tmp_path, optimizer):
     """The default optimizer (SGD lr 0.1, see conf/optimizer/default.yaml) and Adam train
-    without any health warning, logging at every generator step (24 log points)."""
-    run_train([*NO_METRICS, "trainer.max_epochs=3", f"optimizer={optimizer}"], tiny_data,
-              tmp_path)
+    without any health warning, logging at every generator step (24 log points), with the
+    sample-diversity check judging every epoch (no warm-up)."""
+    run_train([*NO_METRICS, "trainer.max_epochs=3", f"optimizer={optimizer}",
+               "callbacks.health.diversity_warmup=0"], tiny_data, tmp_path)
     (path,) = tmp_path.glob("runs/*/*/metrics.json")
     metrics = json.loads(path.read_text())
     assert metrics["status"] == "ok" and metrics["warnings"] == []
+    assert metrics["sample_diversity"] > 0.2  # judged, and above the threshold
     assert metrics["g_steps"] == 24 and "message" not in metrics
 
 
@@ -173,3 +175,53 @@ def test_last_checkpoint_is_written_at_every_epoch_end(tiny_data, tmp_path):
     trainer.fit(module, datamodule=datamodule)
     assert spy.seen == [(0, None), (1, 8), (2, 16)]
     assert torch.load(tmp_path / "last.ckpt", weights_only=False)["g_step"] == 24
+
+
+class ConstantGenerator(torch.nn.Module):
+    """Draws the same image for every z (total mode collapse), or with ``spread`` noise."""
+
+    def __init__(self, spread: float = 0.0):
+        super().__init__()
+        self.spread = spread
+        self.image = torch.nn.Parameter(torch.zeros(1, 1, 28, 28))
+
+    def forward(self, z):
+        noise = self.spread * z[:, :1, None, None].expand(-1, 1, 28, 28)
+        return self.image.expand(len(z), -1, -1, -1) + noise
+
+
+def diversity_run(generator, epochs, g_step=1000):
+    images = torch.rand(300, 1, 28, 28) * 2 - 1
+    logged = []
+    module = SimpleNamespace(
+        fixed_z=torch.randn(64, 8), fixed_labels=None, generator=generator, status=None,
+        g_step=g_step, generate=lambda z, labels: generator(z), log_scalars=logged.append)
+    monitor = HealthMonitor()
+    for epoch in range(epochs):
+        trainer = SimpleNamespace(datamodule=SimpleNamespace(images=images),
+                                  current_epoch=epoch)
+        monitor.on_train_epoch_end(trainer, module)
+    return monitor, logged
+
+
+def test_collapsed_samples_warn_after_patience_epochs():
+    monitor, logged = diversity_run(ConstantGenerator(), epochs=1)
+    assert logged == [{"val/diversity": 0.0}] and monitor.warnings == []  # patience 2
+    monitor, logged = diversity_run(ConstantGenerator(), epochs=3)
+    (warning,) = monitor.warnings  # once, not at every epoch after
+    assert warning["kind"] == "samples_collapsed" and "mode collapse" in warning["message"]
+    assert monitor.run_summary()["sample_diversity"] == 0.0
+
+
+def test_early_low_diversity_is_not_judged():
+    """Every G starts with samples alike (measured: 0.02-0.4 of the data's diversity at
+    initialisation); before ``diversity_warmup`` generator steps that is no collapse."""
+    generator = ConstantGenerator()
+    monitor, logged = diversity_run(generator, epochs=5, g_step=999)
+    assert len(logged) == 5 and monitor.warnings == []
+
+
+def test_varied_samples_do_not_warn():
+    # noise of the data's own spread: about as diverse as the data
+    monitor, logged = diversity_run(ConstantGenerator(spread=0.6), epochs=4)
+    assert monitor.warnings == [] and logged[-1]["val/diversity"] > 0.5
