@@ -9,6 +9,8 @@ import re
 from dataclasses import dataclass
 from pathlib import Path
 
+from gan_lightning.report.runs import STATUSES
+
 
 @dataclass
 class Heading:
@@ -94,8 +96,7 @@ def to_html(blocks: list[Block], title: str) -> str:
 
     def cell(text: str, tag: str = "td") -> str:
         klass = ""
-        if tag == "td" and text.split(" ")[0] in ("failed", "diverged", "collapsed", "incomplete",
-                                                   "interrupted", "unreadable"):
+        if tag == "td" and text != "ok" and text.split(" ")[0] in STATUSES:
             klass = ' class="status-bad"'
         elif tag == "td" and text == "ok":
             klass = ' class="status-ok"'
