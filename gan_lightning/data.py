@@ -13,6 +13,7 @@ import logging
 import math
 import shutil
 import socket
+import sys
 import tempfile
 import warnings
 from collections.abc import Iterator
@@ -93,10 +94,30 @@ def check_idx_files(folder: Path) -> None:
                 f"or replace it")
 
 
+def check_md5_files(cls, folder: Path) -> None:
+    """Files that a torchvision class lists with an md5 sum (CIFAR-10) must match it.
+
+    torchvision reports a damaged file as "Dataset not found or corrupted", which would be
+    taken for a missing dataset (and a download over it); here the file is named. The sums
+    are checked with the function the class itself uses (one more md5 pass over the files).
+    """
+    listed = [*getattr(cls, "train_list", []), *getattr(cls, "test_list", [])]
+    check = getattr(sys.modules[cls.__module__], "check_integrity", None)
+    if not listed or check is None or not folder.is_dir():
+        return
+    for name, md5 in listed:
+        path = folder / name
+        if path.is_file() and not check(str(path), md5):
+            raise DatasetCorruptError(
+                f"{path} is damaged: its md5 is not torchvision's {md5}; delete it to "
+                f"download again, or replace it")
+
+
 def _read_torchvision(cls, root: Path, train: bool) -> tuple[torch.Tensor, torch.Tensor]:
     raw = root / cls.__name__ / "raw"
     if raw.is_dir():  # MNIST and FashionMNIST: torchvision reads root/<class name>/raw
         check_idx_files(raw)
+    check_md5_files(cls, root / getattr(cls, "base_folder", cls.__name__))
     ds = cls(str(root), train=train, download=False)
     images = torch.as_tensor(np.asarray(ds.data))
     labels = torch.as_tensor(np.asarray(ds.targets), dtype=torch.long)

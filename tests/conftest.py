@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import pickle
 import struct
 import subprocess
 import sys
@@ -45,6 +46,21 @@ def write_idx_dataset(root: Path, folder: str = "MNIST", n_train: int = 256, n_t
         (raw / image_file).write_bytes(struct.pack(">IIII", 2051, n, 28, 28) + images.tobytes())
         (raw / label_file).write_bytes(struct.pack(">II", 2049, n) + labels.tobytes())
     return root
+
+
+def write_cifar(root: Path, n: int = 40, seed: int = 0) -> Path:
+    """A tiny CIFAR-10 in torchvision's python layout (pickled batches)."""
+    rng = np.random.default_rng(seed)
+    folder = Path(root) / "cifar-10-batches-py"
+    folder.mkdir(parents=True)
+    names = [f"data_batch_{i}" for i in range(1, 6)] + ["test_batch"]
+    for name in names:
+        data = rng.integers(0, 256, (n, 3 * 32 * 32), dtype=np.uint8)
+        with open(folder / name, "wb") as f:
+            pickle.dump({"data": data, "labels": rng.integers(0, 10, n).tolist()}, f)
+    with open(folder / "batches.meta", "wb") as f:
+        pickle.dump({"label_names": [f"c{i}" for i in range(10)]}, f)
+    return Path(root)
 
 
 @pytest.fixture

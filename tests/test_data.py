@@ -206,3 +206,12 @@ def test_corrupt_files_fail_clearly_before_training(damage, tmp_path):
     text = proc.stdout + proc.stderr
     assert ("truncated or corrupt" if damage == "truncate" else "bad header") in text
     assert not list((tmp_path / "out").glob("**/last.ckpt"))
+
+
+def test_a_damaged_cifar_file_is_named_not_taken_for_missing(tmp_path):
+    from conftest import write_cifar
+    from gan_lightning.data import DatasetCorruptError
+
+    root = write_cifar(tmp_path / "data")  # random bytes: no file has torchvision's md5
+    with pytest.raises(DatasetCorruptError, match="data_batch_1 is damaged: its md5"):
+        load_images("cifar10", root, train=True, download=True, source="auto")

@@ -1,14 +1,12 @@
 """Every model x loss runs, every experiment config runs, conditional and toy GANs work."""
 
 import json
-import pickle
-from pathlib import Path
 
 import numpy as np
 import pytest
 import torch
 
-from conftest import FAST, NO_METRICS, REPO, compose_cfg, run_train
+from conftest import FAST, NO_METRICS, REPO, compose_cfg, run_train, write_cifar
 from gan_lightning.train import build
 
 MODELS = sorted(p.stem for p in (REPO / "conf" / "model").glob("*.yaml"))
@@ -109,21 +107,6 @@ def test_conditional_discriminator_sees_the_batch_labels(tiny_data, tmp_path):
     # first D call: real and fake together; the real half carries the batch's own labels
     assert len(seen[0]) == 2 * len(labels) and torch.equal(seen[0][: len(labels)], labels)
     assert seen[0][len(labels):].max() < 10
-
-
-def write_cifar(root, n=40, seed=0):
-    """A tiny CIFAR-10 in torchvision's python layout (pickled batches)."""
-    rng = np.random.default_rng(seed)
-    folder = Path(root) / "cifar-10-batches-py"
-    folder.mkdir(parents=True)
-    names = [f"data_batch_{i}" for i in range(1, 6)] + ["test_batch"]
-    for name in names:
-        data = rng.integers(0, 256, (n, 3 * 32 * 32), dtype=np.uint8)
-        with open(folder / name, "wb") as f:
-            pickle.dump({"data": data, "labels": rng.integers(0, 10, n).tolist()}, f)
-    with open(folder / "batches.meta", "wb") as f:
-        pickle.dump({"label_names": [f"c{i}" for i in range(10)]}, f)
-    return Path(root)
 
 
 def test_dcgan_on_cifar10_is_32x32_rgb(tmp_path, monkeypatch):
