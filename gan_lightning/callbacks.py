@@ -71,22 +71,17 @@ class SampleGrid(L.Callback):
         self.nrow = nrow
         self.filename = filename
 
-    @torch.no_grad()
     def draw(self, pl_module: GANModule, real: torch.Tensor | None = None) -> torch.Tensor:
-        was_training = pl_module.generator.training
-        pl_module.generator.eval()  # BatchNorm in eval mode: samples independent of the batch
-        try:
-            samples = pl_module.generate(pl_module.fixed_z, pl_module.fixed_labels)
-            if samples.ndim != 2:
-                return sample_grid(samples, self.nrow)
-            # points: the fixed batch is too small to show a distribution; draw a seeded one
-            rng = torch.Generator().manual_seed(0)
-            z = torch.randn(self.num_points, pl_module.z_dim, generator=rng).to(pl_module.device)
+        samples = pl_module.fixed_samples()
+        if samples.ndim != 2:
+            return sample_grid(samples, self.nrow)
+        # points: the fixed batch is too small to show a distribution; draw a seeded one
+        rng = torch.Generator().manual_seed(0)
+        z = torch.randn(self.num_points, pl_module.z_dim, generator=rng).to(pl_module.device)
+        with pl_module.sampling():
             fake = pl_module(z)
-            real = real[: self.num_points] if real is not None else fake[:0]
-            return scatter_plot(real, fake, f"generator step {pl_module.g_step}")
-        finally:
-            pl_module.generator.train(was_training)
+        real = real[: self.num_points] if real is not None else fake[:0]
+        return scatter_plot(real, fake, f"generator step {pl_module.g_step}")
 
     def on_train_epoch_end(self, trainer: L.Trainer, pl_module: GANModule) -> None:
         if (trainer.current_epoch + 1) % self.every_n_epochs and not trainer.should_stop:
@@ -203,11 +198,7 @@ class HealthMonitor(L.Callback):
         if self._data_diversity is None:  # as many training images, the same ones each time
             pick = torch.randperm(len(data), generator=torch.Generator().manual_seed(0))[:n]
             self._data_diversity = diversity(data[pick])
-        was_training = pl_module.generator.training
-        pl_module.generator.eval()  # as the sample grid draws them
-        with torch.no_grad():
-            fake = pl_module.generate(pl_module.fixed_z, pl_module.fixed_labels)
-        pl_module.generator.train(was_training)
+        fake = pl_module.fixed_samples()  # what the sample grid shows
         self.diversity = diversity(fake) / max(self._data_diversity, 1e-12)
         pl_module.log_scalars({"val/diversity": self.diversity})
         if pl_module.g_step < self.diversity_warmup:
@@ -313,13 +304,13 @@ class GracefulShutdown(L.Callback):
         self.signum = signum
 
     def on_train_batch_end(self, trainer, pl_module: GANModule, outputs, batch, batch_idx) -> None:
-        if trainer.world_size > 1 and batch_idx % self.sync_every == 0:
+        if trainer.world_size > 1:
+            if batch_idx % self.sync_every:
+                return  # the other ranks learn of a signal at the next agreed batch
             mine = torch.tensor(float(self.signum or 0), device=pl_module.device)
             self.signum = int(trainer.strategy.reduce(mine, reduce_op="max")) or None
         if self.signum is None or pl_module.status == "interrupted":
             return
-        if trainer.world_size > 1 and batch_idx % self.sync_every:
-            return  # the other ranks learn of it at the next agreed batch
         name = signal.Signals(self.signum).name
         pl_module.status = "interrupted"
         pl_module.status_message = (

@@ -114,7 +114,7 @@ class GANDDPStrategy(DDPStrategy):
         if module is not None:
             module.distribute(None)
         super().teardown()
-        if dist.is_available() and dist.is_initialized():
+        if _grouped():
             dist.destroy_process_group()
         if self._launched:
             for key in DDP_ENV:
@@ -129,12 +129,17 @@ def param_spread(module: torch.nn.Module) -> float:
     return max(float((g - gathered[0]).abs().max()) for g in gathered)
 
 
+def _grouped() -> bool:
+    """Whether this process belongs to a process group (a DDP rank)."""
+    return dist.is_available() and dist.is_initialized()
+
+
 def gather(tensor: torch.Tensor) -> torch.Tensor:
     """``tensor`` of every rank, concatenated in rank order (itself without a process group).
 
     The ranks' tensors may differ in length (unlike ``all_gather``'s).
     """
-    if not (dist.is_available() and dist.is_initialized()) or dist.get_world_size() == 1:
+    if not _grouped() or dist.get_world_size() == 1:
         return tensor
     parts: list[Any] = [None] * dist.get_world_size()
     dist.all_gather_object(parts, tensor.cpu())
@@ -143,7 +148,7 @@ def gather(tensor: torch.Tensor) -> torch.Tensor:
 
 def block(n: int) -> range:
     """This rank's contiguous share of ``range(n)`` (all of it without a process group)."""
-    if not (dist.is_available() and dist.is_initialized()):
+    if not _grouped():
         return range(n)
     rank, world = dist.get_rank(), dist.get_world_size()
     return range(rank * n // world, (rank + 1) * n // world)

@@ -11,7 +11,6 @@ goes on. A job that fails in Python is recorded by ``train.run`` as before.
 from __future__ import annotations
 
 import logging
-import math
 import multiprocessing
 import multiprocessing.connection
 import os
@@ -125,7 +124,7 @@ class Job:
 
     def _ended_without_result(self, config: DictConfig) -> JobReturn:
         """The process died (or exited) before ``run_job`` returned: say so in its folder."""
-        from gan_lightning.train import write_json
+        from gan_lightning.train import objective, write_json
 
         code = self.process.exitcode
         killed = code is not None and code < 0
@@ -141,7 +140,7 @@ class Job:
         ret = JobReturn(overrides=self.overrides, working_dir=self.output_dir or "")
         # completed, for Hydra: a failed job would end the sweep; its folder says killed
         ret.status = JobStatus.COMPLETED
-        ret.return_value = math.inf if config.get("optimized_metric") else None
+        ret.return_value = objective(config, None)  # a search scores it as a failed run
         return ret
 
 

@@ -10,7 +10,8 @@ many generator steps (Lightning's ``trainer.max_steps`` keeps its own meaning).
 
 from __future__ import annotations
 
-from collections.abc import Callable
+import contextlib
+from collections.abc import Callable, Iterator
 from typing import Any
 
 import lightning as L
@@ -142,6 +143,24 @@ class GANModule(L.LightningModule):
         nothing (G's forward in D's step, D's forward in G's step) use the plain networks.
         """
         self._trained = (wrap(self.generator), wrap(self.discriminator)) if wrap else None
+
+    @contextlib.contextmanager
+    def sampling(self) -> Iterator[None]:
+        """G in eval mode without gradients, its mode restored after: how sample grids,
+        metrics and health checks draw (BatchNorm then uses its running statistics, so a
+        sample does not depend on the others in its batch)."""
+        was_training = self.generator.training
+        self.generator.eval()
+        try:
+            with torch.no_grad():
+                yield
+        finally:
+            self.generator.train(was_training)
+
+    def fixed_samples(self) -> torch.Tensor:
+        """G's samples for the fixed latent batch (and its class rows), in eval mode."""
+        with self.sampling():
+            return self.generate(self.fixed_z, self.fixed_labels)
 
     def forward(self, z: torch.Tensor, labels: torch.Tensor | None = None) -> torch.Tensor:
         """Samples for latents ``z``; a conditional model without ``labels`` cycles through the

@@ -39,6 +39,7 @@ if not OmegaConf.has_resolver("basename"):
     # a run's name for dashboards: its folder's (``3_optimizer=adam,z_dim=50``, ``12-13-34``)
     OmegaConf.register_new_resolver("basename", lambda path: Path(str(path)).name)
 
+
 def gpus(accelerator: str, devices: int) -> int | None:
     """``${gpus:${trainer.accelerator},${trainer.devices}}``: the GPUs a SLURM task set asks
     for (``hydra/launcher=slurm``): the trainer's devices on ``gpu``/``cuda``, else none."""

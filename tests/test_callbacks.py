@@ -193,9 +193,10 @@ class ConstantGenerator(torch.nn.Module):
 def diversity_run(generator, epochs, g_step=1000):
     images = torch.rand(300, 1, 28, 28) * 2 - 1
     logged = []
+    fixed_z = torch.randn(64, 8)
     module = SimpleNamespace(
-        fixed_z=torch.randn(64, 8), fixed_labels=None, generator=generator, status=None,
-        g_step=g_step, generate=lambda z, labels: generator(z), log_scalars=logged.append)
+        fixed_z=fixed_z, status=None, g_step=g_step, log_scalars=logged.append,
+        fixed_samples=lambda: generator(fixed_z).detach())
     monitor = HealthMonitor()
     for epoch in range(epochs):
         trainer = SimpleNamespace(datamodule=SimpleNamespace(images=images),

@@ -160,21 +160,17 @@ class Evaluator(L.Callback):
         return self.extractor(images), None
 
     # -- evaluation ---------------------------------------------------------------------
-    @torch.no_grad()
     def sample(self, pl_module: L.LightningModule, n: int) -> tuple[torch.Tensor, int]:
         """Generator samples in eval mode, from ``n`` latents seeded by ``seed``.
 
         Returns ``(samples, offset)``: all ``n`` and 0 in one process; under DDP this rank's
         block of whole batches and the index of its first sample.
         """
-        generator = pl_module.generator
-        was_training = generator.training
-        generator.eval()
         rng = torch.Generator(device="cpu").manual_seed(self.seed)
         starts = range(0, n, self.batch_size)
         mine = block(len(starts))
-        try:
-            chunks = []
+        chunks = []
+        with pl_module.sampling():
             for i, start in enumerate(starts):
                 size = min(self.batch_size, n - start)
                 # every rank draws every batch's latents: the sequence does not depend on ranks
@@ -183,9 +179,7 @@ class Evaluator(L.Callback):
                     chunks.append(pl_module(z).float())  # conditional: classes balanced
             if not chunks:  # more ranks than batches: an empty batch of the right shape
                 chunks.append(pl_module(z[:0]).float())
-            return torch.cat(chunks), mine.start * self.batch_size
-        finally:
-            generator.train(was_training)
+        return torch.cat(chunks), mine.start * self.batch_size
 
     @torch.no_grad()
     def evaluate(self, pl_module: L.LightningModule,
