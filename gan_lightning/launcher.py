@@ -56,9 +56,14 @@ class ProcessLauncher(Launcher):
         configure_log(self.config.hydra.hydra_logging, self.config.hydra.verbose)
         sweep_dir = Path(str(self.config.hydra.sweep.dir))
         sweep_dir.mkdir(parents=True, exist_ok=True)
-        slots = self.n_jobs if self.n_jobs > 0 else (os.cpu_count() or 1)
-        log.info("Launching %d jobs, %d at a time, sweep output dir: %s", len(job_overrides),
-                 slots, sweep_dir)
+        cores = os.cpu_count() or 1
+        slots = self.n_jobs if self.n_jobs > 0 else cores
+        # Jobs side by side share the cores: two jobs with two threads each on two cores
+        # oversubscribe them and finish later than one job after the other. Only the jobs that
+        # actually run at once share; a sweep of one job gets every core.
+        threads = max(1, cores // min(slots, len(job_overrides) or 1))
+        log.info("Launching %d jobs, %d at a time (%d torch threads each), sweep output dir: %s",
+                 len(job_overrides), slots, threads, sweep_dir)
         for idx, overrides in enumerate(job_overrides):
             log.info("\t#%d : %s", initial_job_idx + idx, " ".join(filter_overrides(overrides)))
 
@@ -73,7 +78,8 @@ class ProcessLauncher(Launcher):
             while queue or running:
                 while queue and len(running) < slots:
                     i, overrides = queue.pop(0)
-                    running[i] = Job(context, initial_job_idx + i, list(overrides), self, state)
+                    running[i] = Job(context, initial_job_idx + i, list(overrides), self, state,
+                                     threads)
                 multiprocessing.connection.wait([job.process.sentinel
                                                  for job in running.values()])
                 for i, job in list(running.items()):
@@ -92,14 +98,14 @@ class Job:
     """One job's process, and what it reported through its pipe."""
 
     def __init__(self, context: Any, idx: int, overrides: list[str],
-                 launcher: ProcessLauncher, state: dict) -> None:
+                 launcher: ProcessLauncher, state: dict, threads: int) -> None:
         self.idx, self.overrides = idx, overrides
         self.output_dir: str | None = None
         self._reply, child_end = context.Pipe(duplex=False)
         self.process = context.Process(
             target=_job_main, name=f"job-{idx}",
             args=(child_end, idx, overrides, launcher.hydra_context, launcher.config,
-                  launcher.task_function, state))
+                  launcher.task_function, state, threads))
         self.process.start()
         child_end.close()
 
@@ -145,8 +151,16 @@ class Job:
 
 
 def _job_main(reply: Any, idx: int, overrides: list[str], hydra_context: HydraContext,
-              config: DictConfig, task_function: TaskFunction, state: dict) -> None:
-    """A job's process: Hydra's ``run_job`` for one set of overrides, the result piped back."""
+              config: DictConfig, task_function: TaskFunction, state: dict,
+              threads: int) -> None:
+    """A job's process: Hydra's ``run_job`` for one set of overrides, the result piped back.
+
+    The job trains on ``threads`` torch threads (its share of the cores) unless its config
+    sets ``threads``.
+    """
+    import torch
+
+    torch.set_num_threads(threads)
     setup_globals()
     Singleton.set_state(state)
     sweep_config = hydra_context.config_loader.load_sweep_config(config, overrides)

@@ -125,13 +125,12 @@ def run(cfg: DictConfig) -> dict[str, Any] | None:
     overrides = list(HydraConfig.get().overrides.task) if HydraConfig.initialized() else []
     record: dict[str, Any] = {"status": "failed", "overrides": overrides, "seed": cfg.seed}
     start = time.perf_counter()
-    module = trainer = params = None
+    module = trainer = params = summary_error = None
     try:
         if rank_zero:
             print_config(cfg, run_dir / "config.yaml")
-        threads = torch_threads(cfg)
-        if threads:
-            torch.set_num_threads(threads)
+        if cfg.get("threads"):  # else torch's default, or the parallel launcher's share
+            torch.set_num_threads(cfg.threads)
         record["threads"] = torch.get_num_threads()
         L.seed_everything(cfg.seed, workers=True)
         datamodule, module, trainer = build(cfg)
@@ -202,22 +201,6 @@ def objective(cfg: DictConfig, record: dict[str, Any] | None) -> float | None:
         return None
     value = ((record or {}).get(name) or {}).get("final")
     return float(value) if isinstance(value, int | float) and math.isfinite(value) else math.inf
-
-
-def torch_threads(cfg: DictConfig) -> int | None:
-    """``threads`` if set; under a parallel launcher, the cores shared out among its jobs.
-
-    Two jobs with two threads each on two cores oversubscribe them and run slower than one
-    job after the other; one thread per job does not.
-    """
-    if cfg.get("threads"):
-        return cfg.threads
-    if HydraConfig.initialized():
-        n_jobs = HydraConfig.get().launcher.get("n_jobs")
-        if n_jobs and n_jobs != 1:
-            cores = os.cpu_count() or 1
-            return max(1, cores // (cores if n_jobs < 0 else n_jobs))
-    return None
 
 
 def log_final_metrics(trainer: L.Trainer, params: dict[str, Any],

@@ -1,6 +1,8 @@
 """End to end through the real ``train.py``, on a tiny MNIST the tests write themselves."""
 
 import json
+import subprocess
+import sys
 import time
 from pathlib import Path
 
@@ -184,6 +186,19 @@ def test_parallel_launcher_shares_the_cores(tiny_data, tmp_path):
     assert [r["status"] for r in records] == ["ok", "ok"]
     expected = max(1, (os.cpu_count() or 1) // 2)
     assert [r["threads"] for r in records] == [expected, expected]
+
+
+def test_a_run_alone_uses_every_core(single_run, tmp_path):
+    """A plain run, and a sweep that runs one job at a time (a sweep of one job), train on
+    torch's default threads (every core), not on the parallel launcher's share of them."""
+    default = int(subprocess.run([sys.executable, "-c", "import torch; print("
+                                  "torch.get_num_threads())"], capture_output=True, text=True,
+                                 check=True).stdout)
+    data, _, run_dir = single_run
+    run_train(["-m", "hydra/launcher=parallel", "z_dim=20", *NO_METRICS], data, tmp_path)
+    records = [json.loads((d / "metrics.json").read_text())
+               for d in [run_dir, *run_dirs(tmp_path, "multirun")]]
+    assert [r["threads"] for r in records] == [default, default]
 
 
 def test_interrupted_and_resumed_run_ends_with_the_same_weights(tiny_data, tmp_path):
