@@ -5,6 +5,7 @@ Every loss has ``d_loss(real_logits, fake_logits)`` and ``g_loss(fake_logits)``,
 ``train/d_real`` / ``train/d_fake`` and the health monitor reads. Losses whose scores are not
 probabilities (LSGAN, hinge, WGAN-GP: ``probabilistic = False``) log the raw mean score there.
 A loss may add ``penalty(critic, real, fake)`` to D's loss (WGAN-GP's gradient penalty).
+Every loss is a float32 scalar, also when D's logits are half precision (mixed precision).
 """
 
 import torch
@@ -30,16 +31,21 @@ class GANLoss:
     penalty = None
 
 
-def _bce(p: torch.Tensor, target: float) -> torch.Tensor:
-    """``nn.BCELoss`` on probabilities (torch's own kernel: log clamped at -100, its gradient
-    epsilon), but NaN-transparent.
+def _report_bce(logits: torch.Tensor, target: float) -> torch.Tensor:
+    """``nn.BCELoss()(nn.Sigmoid()(logits), target)``: torch's own kernel (log clamped at -100,
+    its gradient epsilon), in float32 outside autocast, and NaN-transparent.
 
-    ``F.binary_cross_entropy`` rejects a NaN input (an error on CPU, a device assert on
-    CUDA). NaN is swapped for 0.5 and added back as a zero-gradient NaN term, so a
-    non-finite loss reaches the health monitor, which reports the run as diverged.
+    Float32: under mixed precision a half-precision sigmoid saturates to exactly 0 or 1 far
+    sooner than the report's float32 one; and CUDA autocast refuses ``binary_cross_entropy``
+    outright ("unsafe to autocast"). NaN: ``F.binary_cross_entropy`` rejects it (an error on
+    CPU, a device assert on CUDA), so NaN is swapped for 0.5 and added back as a zero-gradient
+    NaN term; a non-finite loss then reaches the health monitor, which reports the run as
+    diverged.
     """
-    finite = torch.nan_to_num(p, nan=0.5)
-    return F.binary_cross_entropy(finite, torch.full_like(p, target)) + (p - finite).sum()
+    with torch.autocast(logits.device.type, enabled=False):
+        p = torch.sigmoid(logits.float())
+        finite = torch.nan_to_num(p, nan=0.5)
+        return F.binary_cross_entropy(finite, torch.full_like(p, target)) + (p - finite).sum()
 
 
 class ReportBCELoss(GANLoss):
@@ -60,11 +66,11 @@ class ReportBCELoss(GANLoss):
         self.fake_label = fake_label
 
     def d_loss(self, real_logits: torch.Tensor, fake_logits: torch.Tensor) -> torch.Tensor:
-        return (_bce(torch.sigmoid(real_logits), self.real_label)
-                + _bce(torch.sigmoid(fake_logits), self.fake_label))
+        return (_report_bce(real_logits, self.real_label)
+                + _report_bce(fake_logits, self.fake_label))
 
     def g_loss(self, fake_logits: torch.Tensor) -> torch.Tensor:
-        return _bce(torch.sigmoid(fake_logits), self.real_label)
+        return _report_bce(fake_logits, self.real_label)
 
 
 class NonSaturatingLoss(GANLoss):
@@ -80,6 +86,7 @@ class NonSaturatingLoss(GANLoss):
         self.fake_label = fake_label
 
     def d_loss(self, real_logits: torch.Tensor, fake_logits: torch.Tensor) -> torch.Tensor:
+        real_logits, fake_logits = real_logits.float(), fake_logits.float()
         loss_real = F.binary_cross_entropy_with_logits(
             real_logits, torch.full_like(real_logits, self.real_label)
         )
@@ -89,6 +96,7 @@ class NonSaturatingLoss(GANLoss):
         return (loss_real + loss_fake) / 2
 
     def g_loss(self, fake_logits: torch.Tensor) -> torch.Tensor:
+        fake_logits = fake_logits.float()
         return F.binary_cross_entropy_with_logits(
             fake_logits, torch.full_like(fake_logits, self.real_label)
         )
@@ -103,7 +111,7 @@ class MinimaxLoss(NonSaturatingLoss):
 
     def g_loss(self, fake_logits: torch.Tensor) -> torch.Tensor:
         # log(1 - sigmoid(l)) = -softplus(l)
-        return -F.softplus(fake_logits).mean()
+        return -F.softplus(fake_logits.float()).mean()
 
 
 class LSGANLoss(GANLoss):
@@ -116,10 +124,11 @@ class LSGANLoss(GANLoss):
         return logits
 
     def d_loss(self, real_logits: torch.Tensor, fake_logits: torch.Tensor) -> torch.Tensor:
+        real_logits, fake_logits = real_logits.float(), fake_logits.float()
         return 0.5 * ((real_logits - 1) ** 2).mean() + 0.5 * (fake_logits ** 2).mean()
 
     def g_loss(self, fake_logits: torch.Tensor) -> torch.Tensor:
-        return 0.5 * ((fake_logits - 1) ** 2).mean()
+        return 0.5 * ((fake_logits.float() - 1) ** 2).mean()
 
 
 class HingeLoss(GANLoss):
@@ -131,10 +140,10 @@ class HingeLoss(GANLoss):
         return logits
 
     def d_loss(self, real_logits: torch.Tensor, fake_logits: torch.Tensor) -> torch.Tensor:
-        return F.relu(1 - real_logits).mean() + F.relu(1 + fake_logits).mean()
+        return F.relu(1 - real_logits.float()).mean() + F.relu(1 + fake_logits.float()).mean()
 
     def g_loss(self, fake_logits: torch.Tensor) -> torch.Tensor:
-        return -fake_logits.mean()
+        return -fake_logits.float().mean()
 
 
 class WGANGPLoss(GANLoss):
@@ -155,14 +164,14 @@ class WGANGPLoss(GANLoss):
         return logits
 
     def d_loss(self, real_logits: torch.Tensor, fake_logits: torch.Tensor) -> torch.Tensor:
-        return fake_logits.mean() - real_logits.mean()
+        return fake_logits.float().mean() - real_logits.float().mean()
 
     def g_loss(self, fake_logits: torch.Tensor) -> torch.Tensor:
-        return -fake_logits.mean()
+        return -fake_logits.float().mean()
 
     def penalty(self, critic, real: torch.Tensor, fake: torch.Tensor) -> torch.Tensor:
         # one mixing weight per sample, broadcast over the sample's other dimensions
         alpha = torch.rand(len(real), *[1] * (real.ndim - 1), device=real.device, dtype=real.dtype)
         mixed = (alpha * real + (1 - alpha) * fake).requires_grad_(True)
         (grad,) = torch.autograd.grad(critic(mixed).sum(), mixed, create_graph=True)
-        return self.weight * ((grad.flatten(1).norm(2, dim=1) - 1) ** 2).mean()
+        return self.weight * ((grad.float().flatten(1).norm(2, dim=1) - 1) ** 2).mean()

@@ -171,3 +171,55 @@ def test_wgan_gp_penalty_is_differentiable_in_the_critic():
     penalty = WGANGPLoss().penalty(critic, torch.randn(4, 2), torch.randn(4, 2))
     penalty.backward()  # double backward: the penalty trains the critic
     assert critic.weight.grad is not None and critic.weight.grad.abs().sum() > 0
+
+
+ALL_LOSSES = ["bce", "ns", "minimax", "lsgan", "hinge", "wgan_gp"]
+
+
+def make_loss(name):
+    from gan_lightning import losses
+
+    return {"bce": losses.ReportBCELoss, "ns": losses.NonSaturatingLoss,
+            "minimax": losses.MinimaxLoss, "lsgan": losses.LSGANLoss,
+            "hinge": losses.HingeLoss, "wgan_gp": losses.WGANGPLoss}[name]()
+
+
+@pytest.mark.parametrize("name", ALL_LOSSES)
+def test_every_loss_is_finite_float32_under_autocast(name):
+    """Mixed precision: D's logits come out in half precision; each loss (and WGAN-GP's
+    penalty) must still be a finite float32 scalar."""
+    loss = make_loss(name)
+    critic = torch.nn.Linear(4, 1)
+    real, fake = torch.randn(8, 4), torch.randn(8, 4)
+    with torch.autocast("cpu", dtype=torch.bfloat16):
+        real_logits, fake_logits = critic(real), critic(fake)
+        assert real_logits.dtype == torch.bfloat16  # what a mixed-precision D emits
+        values = [loss.d_loss(real_logits, fake_logits), loss.g_loss(fake_logits)]
+        if loss.penalty is not None:
+            values.append(loss.penalty(critic, real, fake))
+    for value in values:
+        assert value.dtype == torch.float32 and value.ndim == 0 and torch.isfinite(value)
+
+
+def test_report_bce_runs_in_float32_outside_autocast(monkeypatch):
+    """CUDA autocast refuses ``F.binary_cross_entropy`` ("unsafe to autocast"); the report's
+    loss must call it with autocast off and float32 probabilities, the report's numerics."""
+    import torch.nn.functional as F
+
+    from gan_lightning import losses
+
+    calls = []
+    real_bce = F.binary_cross_entropy
+
+    def spy(p, target, *args, **kwargs):
+        calls.append((torch.is_autocast_enabled("cpu"), p.dtype))
+        return real_bce(p, target, *args, **kwargs)
+
+    monkeypatch.setattr(losses.F, "binary_cross_entropy", spy)
+    logits = torch.tensor([[30.0], [-2.0]])
+    with torch.autocast("cpu", dtype=torch.bfloat16):
+        value = ReportBCELoss().d_loss(logits.bfloat16(), logits.bfloat16())
+    assert calls == [(False, torch.float32)] * 2
+    # float32 sigmoid: 30 saturates to exactly 1 in float32 as in the report (fake term 100)
+    expected = ReportBCELoss().d_loss(logits, logits)
+    assert value.item() == pytest.approx(expected.item(), rel=1e-2)
