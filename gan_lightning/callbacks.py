@@ -86,7 +86,7 @@ class SampleGrid(L.Callback):
     def on_train_epoch_end(self, trainer: L.Trainer, pl_module: GANModule) -> None:
         if (trainer.current_epoch + 1) % self.every_n_epochs and not trainer.should_stop:
             return
-        if pl_module.status == "diverged" or not trainer.is_global_zero:
+        if not pl_module.check_finite() or not trainer.is_global_zero:
             return
         grid = self.draw(pl_module, getattr(trainer.datamodule, "images", None))
         for logger in trainer.loggers:
@@ -150,10 +150,8 @@ class HealthMonitor(L.Callback):
         if not (math.isfinite(loss_d) and math.isfinite(loss_g)):
             self._stop(trainer, pl_module, "diverged",
                        f"Training diverged: a non-finite loss (loss_d={loss_d}, loss_g={loss_g}) "
-                       f"at generator step {step} (epoch {trainer.current_epoch}). The run was "
-                       f"stopped and its last finite checkpoint kept. Try a lower learning "
-                       f"rate (optimizer.lr), the stable loss (loss=ns), or full precision "
-                       f"(trainer.precision=32-true).")
+                       f"at generator step {step} (epoch {trainer.current_epoch}). "
+                       f"{GANModule.DIVERGED_ADVICE}")
             return
 
         if not pl_module.loss.probabilistic:
@@ -192,7 +190,7 @@ class HealthMonitor(L.Callback):
 
     def on_train_epoch_end(self, trainer: L.Trainer, pl_module: GANModule) -> None:
         data = getattr(trainer.datamodule, "images", None)
-        if data is None or pl_module.status == "diverged":
+        if data is None or not pl_module.check_finite():
             return
         n = len(pl_module.fixed_z)
         if self._data_diversity is None:  # as many training images, the same ones each time
@@ -244,6 +242,14 @@ class RunCheckpoint(ModelCheckpoint):
             self._state_key = super().state_key
         return self._state_key
 
+    def on_train_start(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
+        # A run that diverges in its first epoch still leaves finite weights to go back to:
+        # the initial ones (a resumed run already has its checkpoint).
+        candidates = self._monitor_candidates(trainer)
+        last = self.format_checkpoint_name(candidates, self.CHECKPOINT_NAME_LAST)
+        if self.save_last and not self.file_exists(last, trainer):
+            self._save_last_checkpoint(trainer, candidates)
+
     def on_train_epoch_end(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
         # Lightning writes last.ckpt only after it wrote a top-k file; here last.ckpt is the
         # run's only checkpoint, so it is written at every epoch end.
@@ -251,7 +257,8 @@ class RunCheckpoint(ModelCheckpoint):
             self._save_last_checkpoint(trainer, self._monitor_candidates(trainer))
 
     def _save_checkpoint(self, trainer: L.Trainer, filepath: str) -> None:
-        if getattr(trainer.lightning_module, "status", None) == "diverged":
+        check = getattr(trainer.lightning_module, "check_finite", None)
+        if check is not None and not check():
             return
         # Atomic: write beside it, then rename over it. A kill during the write leaves the
         # previous last.ckpt whole (and a stray .tmp), never a truncated checkpoint.

@@ -94,6 +94,9 @@ class GANModule(L.LightningModule):
         #: set by callbacks that end a run early (``collapsed``, ``diverged``), with a message
         self.status: str | None = None
         self.status_message = ""
+        #: the last step's losses (detached, no host sync) and the g_step last found finite
+        self._last_losses: tuple[torch.Tensor, ...] = ()
+        self._finite_at = -1
         #: the run's resolved config as plain dicts, saved in checkpoints (set by ``build``)
         self.run_config: dict[str, Any] | None = None
         #: the (G, D) the updates run through: data-parallel wrappers under DDP (``distribute``)
@@ -219,6 +222,7 @@ class GANModule(L.LightningModule):
             opt_d.step()
 
         if (batch_idx + 1) % self.n_critic:
+            self._last_losses = (loss_d.detach(),)
             return
 
         # Generator: fresh noise (and classes), scored by the discriminator just updated.
@@ -230,6 +234,7 @@ class GANModule(L.LightningModule):
             self.manual_backward(loss_g)
             opt_g.step()
         self.g_step += 1
+        self._last_losses = (loss_d.detach(), loss_g.detach())
         if self.max_g_steps and self.g_step >= self.max_g_steps:
             self.trainer.should_stop = True
 
@@ -268,6 +273,40 @@ class GANModule(L.LightningModule):
         for key, value in metrics.items():
             if key in self.PROGRESS_BAR:
                 self.progress[self.PROGRESS_BAR[key]] = value
+
+    def check_finite(self) -> bool:
+        """Whether the weights, the last losses and the fixed samples are all finite.
+
+        The health monitor reads the losses only at log points, so a run shorter than one log
+        interval, or one that turns NaN in an epoch's last steps, reaches the epoch's end with
+        non-finite weights. Everything done there (metrics, sample grids, checkpoints) asks
+        this first; a non-finite state ends the run as ``diverged``. Checked once per
+        generator step (one host sync); under DDP all ranks agree.
+        """
+        if self.status == "diverged":
+            return False
+        if self._finite_at == self.g_step:
+            return True
+        with torch.no_grad():
+            tensors = [*self.parameters(), *self.buffers(), *self._last_losses,
+                       self.fixed_samples()]
+            finite = torch.stack([t.isfinite().all() for t in tensors]).all().float()
+        if self.trainer.world_size > 1:
+            finite = self.trainer.strategy.reduce(finite, reduce_op="min")
+        if bool(finite):
+            self._finite_at = self.g_step
+            return True
+        self.status = "diverged"
+        self.status_message = (
+            f"Training diverged: non-finite weights, losses or samples at generator step "
+            f"{self.g_step} (epoch {self.current_epoch}). {self.DIVERGED_ADVICE}")
+        self.trainer.should_stop = True
+        return False
+
+    #: what a diverged run's message suggests
+    DIVERGED_ADVICE = ("The run was stopped and its last finite checkpoint kept. Try a lower "
+                       "learning rate (optimizer.lr), the stable loss (loss=ns), or full "
+                       "precision (trainer.precision=32-true).")
 
     def on_train_epoch_start(self) -> None:
         if self.trainer.world_size > 1:

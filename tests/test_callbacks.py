@@ -166,14 +166,14 @@ class CheckpointSpy(L.Callback):
 
 
 def test_last_checkpoint_is_written_at_every_epoch_end(tiny_data, tmp_path):
-    """conf/callbacks/default.yaml: "<run>/last.ckpt at each epoch end". A run killed in
-    epoch 3 must find epoch 2's weights on disk."""
+    """conf/callbacks/default.yaml: "<run>/last.ckpt at each epoch end" (and the initial
+    weights at the start). A run killed in epoch 3 must find epoch 2's weights on disk."""
     cfg = compose_cfg([*NO_METRICS, "trainer.max_epochs=3"], tiny_data, tmp_path)
     datamodule, module, trainer = build(cfg)
     spy = CheckpointSpy(tmp_path / "last.ckpt")
     trainer.callbacks.append(spy)
     trainer.fit(module, datamodule=datamodule)
-    assert spy.seen == [(0, None), (1, 8), (2, 16)]
+    assert spy.seen == [(0, 0), (1, 8), (2, 16)]  # the initial weights, then each epoch's
     assert torch.load(tmp_path / "last.ckpt", weights_only=False)["g_step"] == 24
 
 
@@ -196,6 +196,7 @@ def diversity_run(generator, epochs, g_step=1000):
     fixed_z = torch.randn(64, 8)
     module = SimpleNamespace(
         fixed_z=fixed_z, status=None, g_step=g_step, log_scalars=logged.append,
+        check_finite=lambda: True,
         fixed_samples=lambda: generator(fixed_z).detach())
     monitor = HealthMonitor()
     for epoch in range(epochs):
