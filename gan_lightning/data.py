@@ -24,6 +24,8 @@ import numpy as np
 import torch
 import torchvision
 
+from gan_lightning.errors import SetupError
+
 log = logging.getLogger(__name__)
 
 #: torchvision class and folder of each image dataset
@@ -37,7 +39,7 @@ TORCHVISION_DATASETS = {
 DOWNLOAD_TIMEOUT_S = 15
 
 
-class DatasetUnavailableError(RuntimeError):
+class DatasetUnavailableError(SetupError, RuntimeError):
     """The dataset's files are not on disk and could not be downloaded."""
 
 

@@ -20,52 +20,23 @@ from lightning.fabric.utilities.rank_zero import _get_rank
 from lightning.pytorch.loggers import TensorBoardLogger
 from omegaconf import DictConfig, OmegaConf
 
+from gan_lightning.errors import SetupError
 from gan_lightning.module import GANModule
 from gan_lightning.utils import print_config
-from gan_lightning.validate import validate
+from gan_lightning.validate import build_networks, validate
 
 log = logging.getLogger(__name__)
 
 
-#: where a config's ``_target_`` may point: this package, torch and Lightning, nothing else
-ALLOWED_TARGETS = ("gan_lightning.", "torch.", "lightning.")
-
-
-def check_targets(cfg: DictConfig) -> None:
-    """Refuse a config that would instantiate anything outside ``ALLOWED_TARGETS``.
-
-    A config (or a checkpoint's, or an override like ``+model.generator._target_=os.system``)
-    is data; instantiating it must not run arbitrary callables.
-    """
-
-    def walk(node: Any, path: str) -> None:
-        if isinstance(node, dict):
-            for key, value in node.items():
-                where = f"{path}.{key}" if path else str(key)
-                if key == "_target_":
-                    target = OmegaConf.select(cfg, where) if "${" in str(value) else value
-                    if not str(target).startswith(ALLOWED_TARGETS):
-                        raise ValueError(
-                            f"{where}='{target}' is not allowed: _target_ must name a class "
-                            f"of {', '.join(t.rstrip('.') for t in ALLOWED_TARGETS)}")
-                else:
-                    walk(value, where)
-        elif isinstance(node, list):
-            for i, value in enumerate(node):
-                walk(value, f"{path}[{i}]")
-
-    walk(OmegaConf.to_container(cfg, resolve=False), "")
-
-
 def build(cfg: DictConfig) -> tuple[L.LightningDataModule, GANModule, L.Trainer]:
     """Instantiate data, module and trainer from a composed config. Reads the data (fails fast)."""
-    validate(cfg)
-    check_targets(cfg)
+    validate(cfg, networks=False)
+    generator, discriminator = build_networks(cfg)
     datamodule = instantiate(cfg.dataset)
     datamodule.setup("fit")  # missing or unreachable data fails here, in seconds
     module = GANModule(
-        generator=instantiate(cfg.model.generator),
-        discriminator=instantiate(cfg.model.discriminator),
+        generator=generator,
+        discriminator=discriminator,
         loss=instantiate(cfg.loss),
         optimizer_g=instantiate(cfg.optimizer.g),
         optimizer_d=instantiate(cfg.optimizer.d),
@@ -152,18 +123,31 @@ def run(cfg: DictConfig) -> dict[str, Any] | None:
         record["traceback"] = traceback.format_exc()
         if not multirun:
             raise
-        log.exception("run failed; the sweep goes on")
+        if isinstance(error, SetupError):  # the message says it all
+            log.error("run failed; the sweep goes on: %s", error)
+        else:
+            log.exception("run failed; the sweep goes on")
     finally:
         record["wall_time_s"] = time.perf_counter() - start
         if module is not None and module.status == "interrupted":
             # also when the cluster's handler ended training with SystemExit (a requeue)
             record["status"] = "interrupted"
-        if module is not None:  # build() made module and trainer together
-            record.update(summarize(module, trainer))
-            if params is not None and record["status"] != "failed":
-                log_final_metrics(trainer, params, record)
+        try:
+            if module is not None:  # build() made module and trainer together
+                record.update(summarize(module, trainer))
+                if params is not None and record["status"] != "failed":
+                    log_final_metrics(trainer, params, record)
+        except Exception as error:  # the record is still written, with what went wrong
+            record["status"] = "failed"
+            record.setdefault("error", f"{type(error).__name__}: {error}")
+            record.setdefault("traceback", traceback.format_exc())
+            summary_error = error
         if rank_zero and (trainer is None or trainer.is_global_zero):
             write_json(run_dir / "metrics.json", record)
+    if summary_error is not None:
+        if not multirun:
+            raise summary_error
+        log.error("summarising the run failed; the sweep goes on: %s", record["error"])
     if record["status"] != "ok":
         log.warning("run ended with status %s: %s", record["status"], record.get("message", ""))
     signum = next((c.signum for c in (trainer.callbacks if trainer else [])

@@ -1,23 +1,36 @@
-"""Checks of a composed config's values, before any folder is made or data is read.
+"""Checks of a composed config, before any folder is made or data is read.
 
 Hydra already refuses unknown keys (``foo=1``: "Key 'foo' is not in struct") and unknown group
-options (``optimizer=rmsprop``: it lists the available ones). These rules add types and
-ranges: ``z_dim=abc``, ``z_dim=0``, ``optimizer.lr=-1``, ``dataset.batch_size=0`` each fail
-with one line naming the key and what it accepts.
+options (``optimizer=rmsprop``: it lists the available ones). These checks add what Hydra
+cannot know, each failing with one line that names the key and what it accepts:
+
+- types and ranges: ``z_dim=abc``, ``z_dim=0``, ``optimizer.lr=-1``, ``seed=-5``;
+- ``_target_`` only within this package, torch and Lightning;
+- pairings: a conditional model needs a labelled dataset;
+- the networks can be built for the dataset (``model=dcgan dataset=gaussian2d`` cannot);
+- a key added with ``+`` (or ``++``) that nothing reads (``+z_dimm=20``, a typo that would
+  otherwise train at the default z_dim without a word).
 """
 
 from __future__ import annotations
 
+import difflib
+import inspect
 import sys
 from collections.abc import Callable
 from typing import Any
 
+from hydra.core.global_hydra import GlobalHydra
+from hydra.core.override_parser.overrides_parser import OverridesParser
+from hydra.errors import InstantiationException
 from hydra.experimental.callback import Callback
+from hydra.utils import get_class, instantiate
 from omegaconf import DictConfig, OmegaConf
 
+from gan_lightning.errors import ConfigError
 
-class ConfigError(ValueError):
-    """A config value out of type or range (one line: key, value, what is allowed)."""
+__all__ = ["ConfigError", "ValidateConfig", "build_networks", "check_added_keys",
+           "check_targets", "validate"]
 
 
 def _integer(value: Any) -> bool:
@@ -32,7 +45,8 @@ def _number(value: Any) -> bool:
 RULES: dict[str, tuple[Callable[[Any], bool], str]] = {
     "z_dim": (lambda v: _integer(v) and v >= 1, "an integer >= 1"),
     "n_critic": (lambda v: _integer(v) and v >= 1, "an integer >= 1"),
-    "seed": (_integer, "an integer"),
+    # numpy's and Lightning's seeding take unsigned 32-bit seeds
+    "seed": (lambda v: _integer(v) and 0 <= v < 2**32, "an integer in [0, 2**32 - 1]"),
     "max_g_steps": (lambda v: v is None or (_integer(v) and v >= 1), "null or an integer >= 1"),
     "threads": (lambda v: v is None or (_integer(v) and v >= 1), "null or an integer >= 1"),
     "resume": (lambda v: v in (True, False, "auto"), "true, false or auto"),
@@ -47,27 +61,139 @@ RULES: dict[str, tuple[Callable[[Any], bool], str]] = {
     "loss.fake_label": (lambda v: _number(v) and 0 <= v <= 1, "a number in [0, 1]"),
 }
 
+#: where a config's ``_target_`` may point: this package, torch and Lightning, nothing else
+ALLOWED_TARGETS = ("gan_lightning.", "torch.", "lightning.")
 
-def validate(cfg: DictConfig) -> None:
-    """Raise ``ConfigError`` for the first value that breaks a rule."""
+
+def validate(cfg: DictConfig, networks: bool = True) -> None:
+    """Raise ``ConfigError`` for the first thing wrong with a composed (task) config.
+
+    ``networks``: also build G and D once to see that they fit the dataset (a few
+    milliseconds; ``train.build`` builds them itself and passes False).
+    """
     for key, (ok, accepts) in RULES.items():
         node = OmegaConf.select(cfg, key, default="<absent>", throw_on_missing=False)
         if isinstance(node, str) and node == "<absent>":
             continue
         if not ok(node):
             raise ConfigError(f"{key}={node!r} is not valid: {key} must be {accepts}")
+    check_targets(cfg)
+    if "num_classes" in (OmegaConf.select(cfg, "model.generator") or {}) and not (
+            OmegaConf.select(cfg, "dataset.num_classes", default=None)):
+        name = OmegaConf.select(cfg, "dataset.name", default="?")
+        raise ConfigError(f"a conditional model needs a labelled dataset: dataset '{name}' has "
+                          f"no classes (dataset.num_classes); choose mnist, fashion_mnist or "
+                          f"cifar10, or an unconditional model")
+    if networks and OmegaConf.select(cfg, "model.generator._target_", default=None):
+        build_networks(cfg)
+
+
+def check_targets(cfg: DictConfig) -> None:
+    """Refuse a config that would instantiate anything outside ``ALLOWED_TARGETS``.
+
+    A config (or a checkpoint's, or an override like ``+model.generator._target_=os.system``)
+    is data; instantiating it must not run arbitrary callables.
+    """
+
+    def walk(node: Any, path: str) -> None:
+        if isinstance(node, dict):
+            for key, value in node.items():
+                where = f"{path}.{key}" if path else str(key)
+                if key == "_target_":
+                    target = OmegaConf.select(cfg, where) if "${" in str(value) else value
+                    if not str(target).startswith(ALLOWED_TARGETS):
+                        raise ConfigError(
+                            f"{where}='{target}' is not allowed: _target_ must name a class "
+                            f"of {', '.join(t.rstrip('.') for t in ALLOWED_TARGETS)}")
+                else:
+                    walk(value, where)
+        elif isinstance(node, list):
+            for i, value in enumerate(node):
+                walk(value, f"{path}[{i}]")
+
+    walk(OmegaConf.to_container(cfg, resolve=False), "")
+
+
+def build_networks(cfg: DictConfig) -> tuple[Any, Any]:
+    """``(generator, discriminator)`` from ``cfg.model``; a constructor's complaint (an image
+    size the model cannot make, a missing argument) becomes a one-line ``ConfigError``."""
+    try:
+        return instantiate(cfg.model.generator), instantiate(cfg.model.discriminator)
+    except InstantiationException as error:
+        cause = error.__cause__ or error
+        model = OmegaConf.select(cfg, "model.generator._target_", default="?").rsplit(".", 1)[-1]
+        dataset = OmegaConf.select(cfg, "dataset.name", default="?")
+        raise ConfigError(f"the model ({model}) cannot be built for dataset '{dataset}': "
+                          f"{' '.join(str(cause).split())}") from error
+
+
+def check_added_keys(cfg: DictConfig, overrides: list[str],
+                     is_group: Callable[[str], bool] = lambda key: False) -> None:
+    """Refuse a key added on the command line with ``+key=value`` that nothing reads.
+
+    Who reads a key: an object built from its node (``_target_``) takes the node's keys as
+    arguments, so a key added beside a ``_target_`` must name one of them (unless the object
+    takes ``**kwargs``); a key deeper down belongs to an argument that checks its own. Nothing
+    reads a new key anywhere else: ``train.py`` reads the top-level keys the config defines,
+    and a plain node's keys are read by name. (``++key=value`` overrides or adds on purpose and
+    is not checked; ``+group=option`` adds a config group (``is_group``), not a key.) A
+    sweep's axis (``+z_dimm=20,50``) is checked like a single value.
+    """
+    for override in OverridesParser.create().parse_overrides(overrides):
+        key = override.key_or_group
+        if not override.is_add() or key.split(".")[0] == "hydra" or is_group(key):
+            continue
+        parts = key.split(".")
+        known, reader = _arguments(cfg, parts)
+        if known is None or parts[-1] in known:
+            continue
+        close = difflib.get_close_matches(parts[-1], sorted(known), n=1, cutoff=0.6)
+        hint = (f"did you mean {'.'.join([*parts[:-1], close[0]])}?" if close
+                else f"{reader}: {', '.join(sorted(known))}")
+        raise ConfigError(f"{override.input_line} adds a key that nothing reads ({hint}); "
+                          f"it would be ignored")
+
+
+def _arguments(cfg: DictConfig, parts: list[str]) -> tuple[set[str] | None, str]:
+    """The keys that whatever reads the node ``parts[:-1]`` takes (None: any key), and its
+    name; a node without a reader takes the keys it already has."""
+    for depth in range(len(parts) - 1, 0, -1):
+        node = OmegaConf.select(cfg, ".".join(parts[:depth]))
+        if isinstance(node, DictConfig) and "_target_" in node:
+            if depth < len(parts) - 1:
+                return None, ""  # inside a dict argument of that object
+            target = get_class(str(node._target_))
+            params = inspect.signature(target).parameters.values()
+            if any(p.kind is inspect.Parameter.VAR_KEYWORD for p in params):
+                return None, ""
+            return {p.name for p in params} - {"self"}, f"{node._target_} takes"
+    parent = OmegaConf.select(cfg, ".".join(parts[:-1])) if len(parts) > 1 else cfg
+    return set(parent) - {parts[-1]}, f"{'.'.join(parts[:-1]) or 'the top level'} has"
 
 
 class ValidateConfig(Callback):
     """``hydra.callbacks.validate``: a single run's config is checked before Hydra makes its
-    output folder; a bad value ends the command with one line and exit status 2. (A sweep's
-    jobs are checked in ``train.run``: a bad job is recorded as failed and the sweep goes on.)
+    output folder; a bad value ends the command with one line and exit status 2. A sweep's
+    added keys are checked before its folder; its jobs' values in ``train.run`` (a bad job is
+    recorded as failed and the sweep goes on).
     """
 
     def on_run_start(self, config: DictConfig, **kwargs: Any) -> None:
+        self._check(config, values=True)
+
+    def on_multirun_start(self, config: DictConfig, **kwargs: Any) -> None:
+        self._check(config, values=False)
+
+    @staticmethod
+    def _check(config: DictConfig, values: bool) -> None:
         task = OmegaConf.masked_copy(config, [k for k in config if k != "hydra"])
+        repository = GlobalHydra.instance().config_loader().repository
         try:
-            validate(task)
+            check_added_keys(task, list(config.hydra.overrides.task),
+                             lambda key: repository.group_exists(key.replace(".", "/")))
+            if values:
+                validate(task)
         except ConfigError as error:
             print(f"config error: {error}", file=sys.stderr)
             sys.exit(2)
+

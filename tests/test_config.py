@@ -147,6 +147,9 @@ def test_hydra_output_folders_live_under_output_root(tmp_path):
     ("max_g_steps=-3", "max_g_steps=-3 is not valid: max_g_steps must be null or an integer >= 1"),
     ("loss.real_label=1.5", "loss.real_label=1.5 is not valid: loss.real_label must be a number "
                             "in [0, 1]"),
+    ("seed=-5", "seed=-5 is not valid: seed must be an integer in [0, 2**32 - 1]"),
+    ("seed=4294967296", "seed=4294967296 is not valid: seed must be an integer in "
+                        "[0, 2**32 - 1]"),
 ])
 def test_bad_values_are_named_with_what_is_allowed(override, message, tmp_path):
     from gan_lightning.validate import ConfigError, validate
@@ -185,3 +188,76 @@ def test_a_bad_job_of_a_sweep_fails_alone(tmp_path):
     validate(compose_cfg(["z_dim=7"], tmp_path, tmp_path))
     with pytest.raises(ConfigError, match="z_dim"):
         validate(compose_cfg(["z_dim=-1"], tmp_path, tmp_path))
+
+
+@pytest.mark.parametrize(("overrides", "message"), [
+    (["model=cgan", "dataset=gaussian2d"],
+     "a conditional model needs a labelled dataset: dataset 'gaussian2d' has no classes"),
+    (["model=dcgan", "dataset=gaussian2d"],
+     "the model (DCGANGenerator) cannot be built for dataset 'gaussian2d': dcgan needs images "
+     "(channels, height, width); the dataset's items have shape [2]"),
+    (["model=dcgan_mnist", "dataset=cifar10"],
+     "the model (DCGANMNISTGenerator) cannot be built for dataset 'cifar10': dcgan_mnist "
+     "generates 28x28 images"),
+])
+def test_a_model_that_does_not_fit_the_dataset_is_refused(overrides, message, tmp_path):
+    from gan_lightning.validate import ConfigError, validate
+
+    with pytest.raises(ConfigError) as error:
+        validate(compose_cfg(overrides, tmp_path, tmp_path))
+    assert str(error.value).startswith(message)
+
+
+@pytest.mark.parametrize("args", [["model=cgan", "dataset=gaussian2d"],
+                                  ["+z_dimm=20"], ["-m", "+z_dimm=20,50"]])
+def test_bad_runs_and_sweeps_are_refused_before_any_folder(args, tmp_path):
+    from conftest import run_train
+
+    proc = run_train(args, tmp_path / "nodata", tmp_path / "out", check=False)
+    assert proc.returncode == 2, proc.stderr[-2000:]
+    assert proc.stderr.strip().splitlines()[-1].startswith("config error: ")
+    assert "Traceback" not in proc.stderr
+    assert not (tmp_path / "out").exists()
+
+
+def is_group(key: str) -> bool:
+    return (REPO / "conf" / key.replace(".", "/")).is_dir()
+
+
+@pytest.mark.parametrize(("override", "message"), [
+    ("+z_dimm=20", "+z_dimm=20 adds a key that nothing reads (did you mean z_dim?)"),
+    ("+trainer.limt_train_batches=3", "+trainer.limt_train_batches=3 adds a key that nothing "
+                                      "reads (did you mean trainer.limit_train_batches?)"),
+    ("+optimizer.d.wd=1", "+optimizer.d.wd=1 adds a key that nothing reads (torch.optim.SGD "
+                          "takes: dampening, differentiable"),
+    ("+dataset.batchsize=8", "+dataset.batchsize=8 adds a key that nothing reads (did you mean "
+                             "dataset.batch_size?)"),
+    ("+optimizer.lrate=0.1", "+optimizer.lrate=0.1 adds a key that nothing reads (optimizer "
+                             "has: d, g, lr)"),
+])
+def test_an_added_key_that_nothing_reads_is_refused(override, message, tmp_path):
+    from gan_lightning.validate import ConfigError, check_added_keys
+
+    cfg = compose_cfg([override], tmp_path, tmp_path)
+    with pytest.raises(ConfigError) as error:
+        check_added_keys(cfg, [override], is_group)
+    assert str(error.value).startswith(message)
+
+
+@pytest.mark.parametrize("override", [
+    "+trainer.limit_train_batches=3",  # a lightning.Trainer argument
+    "+optimizer.d.weight_decay=0.01",  # a torch.optim.SGD argument
+    "+metrics.classifier.epochs=1",  # inside a dict argument, which checks its own keys
+    "++z_dim=20",  # ++ overrides or adds on purpose
+])
+def test_an_added_key_that_is_read_passes(override, tmp_path):
+    from gan_lightning.validate import check_added_keys
+
+    check_added_keys(compose_cfg([override], tmp_path, tmp_path), [override], is_group)
+
+
+def test_an_added_config_group_is_not_a_key(tmp_path):
+    from gan_lightning.validate import check_added_keys
+
+    # as a group in no defaults list would be added: +debug=fast names an option of conf/debug
+    check_added_keys(compose_cfg(["debug=fast"], tmp_path, tmp_path), ["+debug=fast"], is_group)

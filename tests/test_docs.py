@@ -65,8 +65,7 @@ def test_every_documented_train_command_composes_and_validates(tmp_path):
     """README commands cannot drift from the configs: each composes (keys, groups and
     options exist) and passes the value checks, as one job of its sweep."""
     from conftest import compose_hydra_cfg
-    from gan_lightning.train import check_targets
-    from gan_lightning.validate import validate
+    from gan_lightning.validate import check_targets, validate
 
     commands = documented_commands()
     assert len(commands) >= 15

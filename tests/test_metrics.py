@@ -1,3 +1,5 @@
+import logging
+import math
 import subprocess
 import sys
 
@@ -120,6 +122,7 @@ def random_inception_weights(path, monkeypatch):
 
 def test_inception_works_offline_with_a_local_weights_file(tmp_path, monkeypatch):
     pytest.importorskip("torch_fidelity")
+    from gan_lightning.errors import SetupError
     from gan_lightning.metrics.features import InceptionFeatures
 
     # The real weights cannot be downloaded here; a random state dict of the same
@@ -131,11 +134,11 @@ def test_inception_works_offline_with_a_local_weights_file(tmp_path, monkeypatch
     with torch.no_grad():
         assert extractor(x).shape == (2, 2048)
         assert extractor.logits(x).shape == (2, 1008)
-    with pytest.raises(FileNotFoundError, match="weights_path"):
+    with pytest.raises(SetupError, match="weights_path"):
         InceptionFeatures(str(tmp_path / "missing.pth"))
 
 
-def test_evaluator_leaves_training_rng_and_memory_alone(tiny_data, tmp_path):
+def test_evaluator_leaves_training_rng_and_memory_alone(tiny_data, tmp_path, caplog):
     import lightning as L
 
     from conftest import compose_cfg
@@ -165,6 +168,19 @@ def test_evaluator_leaves_training_rng_and_memory_alone(tiny_data, tmp_path):
                      if isinstance(t, torch.Tensor)]
     assert evaluator.inception.features == []  # reset after each evaluation
     assert int(evaluator.fid.real_features_num_samples) == 128  # real stats kept, once
+
+    # A generator gone NaN: NaN figures and a warning, never NaN handed to LAPACK (whose
+    # eigenvalue routine crashed the process on NaN statistics)
+    weights = {k: v.clone() for k, v in module.generator.state_dict().items()}
+    with torch.no_grad():
+        for p in module.generator.parameters():
+            p.fill_(math.nan)
+    with caplog.at_level(logging.WARNING, logger="gan_lightning.metrics.evaluator"):
+        broken = evaluator.evaluate(module)
+    assert set(broken) == set(first) and all(math.isnan(v) for v in broken.values())
+    assert "non-finite features" in caplog.text
+    module.generator.load_state_dict(weights)
+    assert evaluator.evaluate(module) == first  # the metrics' states were left clean
 
 
 @pytest.mark.mnist
@@ -235,3 +251,35 @@ def test_bad_metric_settings_are_refused():
         Evaluator(precision_recall={"every_n_epochs": 0})
     with pytest.raises(TypeError, match="unknown"):
         Evaluator(kid={})
+
+
+DATASETS = sorted(p.stem for p in (REPO / "conf" / "dataset").glob("*.yaml"))
+
+
+@pytest.mark.parametrize("dataset", DATASETS)
+def test_every_dataset_works_with_the_default_metrics(dataset, tmp_path, monkeypatch):
+    """``dataset=<any>`` with the default metrics group, no other flag: the metrics choose
+    features that work for the data (the classifier for labelled images, the raw values for
+    2-D points) and the run ends ok with a finite FID."""
+    import json
+
+    import torchvision.datasets.cifar
+
+    from conftest import FAST, compose_cfg, write_cifar, write_idx_dataset
+    from gan_lightning.train import run
+
+    root = tmp_path / "data"
+    write_idx_dataset(root, folder="MNIST")
+    write_idx_dataset(root, folder="FashionMNIST")
+    write_cifar(root, n=64)
+    # the real files pass torchvision's md5 checks; these tiny ones cannot
+    monkeypatch.setattr(torchvision.datasets.cifar, "check_integrity", lambda *a, **k: True)
+    cfg = compose_cfg([*FAST, f"dataset={dataset}", "trainer.max_epochs=1"], root,
+                      tmp_path / "out")
+    assert cfg.metrics.fid.feature == "auto"
+    record = run(cfg)
+    assert record["status"] == "ok", record.get("error")
+    expected = "identity" if dataset == "gaussian2d" else "classifier"
+    saved = json.loads((tmp_path / "out" / "metrics.json").read_text())
+    assert saved["metrics_protocol"]["feature"] == expected
+    assert math.isfinite(saved["fid"]["final"])

@@ -261,7 +261,7 @@ def test_targets_outside_the_allow_list_are_refused(override, tiny_data, tmp_pat
 
 
 def test_allowed_targets_pass(tiny_data, tmp_path):
-    from gan_lightning.train import check_targets
+    from gan_lightning.validate import check_targets
 
     check_targets(compose_cfg(["experiment=wgan_gp"], tiny_data, tmp_path))
 
@@ -342,3 +342,35 @@ def test_a_signal_checkpoints_flushes_and_resumes(sig, tiny_data, tmp_path):
     (again,) = run_dirs(tmp_path / "again")
     final = json.loads((again / "metrics.json").read_text())
     assert final["status"] == "ok" and final["g_steps"] == 60 * 8
+
+
+def test_nan_before_the_first_log_point_ends_the_run_diverged(tiny_data, tmp_path):
+    """A learning rate that blows the critic up within a few steps, in a run shorter than one
+    log interval: the health monitor never sees a log point, yet the epoch's end must not hand
+    NaN to the metrics (LAPACK crashed the process), the sample grid or last.ckpt."""
+    proc = run_train([*FAST, "trainer.log_every_n_steps=50", "loss=lsgan", "optimizer.lr=1000",
+                      "trainer.max_steps=20"], tiny_data, tmp_path, check=False)
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    (run_dir,) = run_dirs(tmp_path)
+    record = json.loads((run_dir / "metrics.json").read_text())
+    assert record["status"] == "diverged" and "non-finite" in record["message"]
+    assert record["metrics_history"] == [] and not (run_dir / "samples.png").exists()
+    ckpt = torch.load(run_dir / "last.ckpt", weights_only=True)
+    assert ckpt["g_step"] == 0  # the initial weights: no epoch ended finite
+    assert all(torch.isfinite(v).all() for v in ckpt["state_dict"].values())
+    assert not read_events(run_dir).Tags()["images"]
+
+
+def test_a_run_that_fails_mid_training_still_records_why(tiny_data, tmp_path, monkeypatch):
+    from gan_lightning.callbacks import SampleGrid
+
+    def broken(*args):
+        raise RuntimeError("disk full")
+
+    monkeypatch.setattr(SampleGrid, "on_train_epoch_end", broken)
+    cfg = compose_cfg(NO_METRICS, tiny_data, tmp_path)
+    with pytest.raises(RuntimeError, match="disk full"):
+        run(cfg)
+    record = json.loads((tmp_path / "metrics.json").read_text())
+    assert record["status"] == "failed" and record["error"] == "RuntimeError: disk full"
+    assert record["g_steps"] == 8  # what the run got through is recorded too

@@ -19,6 +19,7 @@ process would compute from the same samples, up to the order of floating-point s
 from __future__ import annotations
 
 import logging
+import math
 import time
 from dataclasses import asdict, dataclass
 from pathlib import Path
@@ -30,7 +31,7 @@ from torchmetrics.image.fid import FrechetInceptionDistance
 from torchmetrics.image.inception import InceptionScore
 
 from gan_lightning.distributed import block, gather
-from gan_lightning.metrics.features import IdentityFeatures, build_extractor
+from gan_lightning.metrics.features import IdentityFeatures, build_extractor, choose_feature
 from gan_lightning.metrics.precision_recall import knn_radii, precision_recall
 
 log = logging.getLogger(__name__)
@@ -61,9 +62,10 @@ class Evaluator(L.Callback):
     """Computes sample-quality metrics at the end of training epochs.
 
     Args:
-        fid: ``feature`` (``classifier``, default and cheap on CPU; ``inception``;
-            ``identity``), ``weights_path`` (local InceptionV3 weights, for offline use),
-            ``antialias`` (inception resize, fixed and recorded), and the schedule:
+        fid: ``feature`` (``auto``, the default: ``classifier`` for labelled images, cheap on
+            a CPU; ``identity`` for point data; ``inception`` for images without labels),
+            ``weights_path`` (local InceptionV3 weights, for offline use), ``antialias``
+            (inception resize, fixed and recorded), and the schedule:
             ``every_n_epochs``, ``num_fake``, ``num_real``. The extractor serves all metrics.
         precision_recall: schedule (k-NN costs ~O(n^2): fewer samples, less often) and ``k``.
         batch_size: generation / feature batch size.
@@ -89,7 +91,7 @@ class Evaluator(L.Callback):
         if unknown:
             raise TypeError(f"metrics: unknown settings {sorted(unknown)}")
         fid = dict(fid or {})
-        self.feature = fid.pop("feature", "classifier")
+        self.feature = fid.pop("feature", "auto")
         self.weights_path = fid.pop("weights_path", None)
         self.antialias = fid.pop("antialias", True)
         pr = dict(precision_recall or {})
@@ -123,6 +125,7 @@ class Evaluator(L.Callback):
     def _setup(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
         dm = trainer.datamodule
         start = time.perf_counter()
+        self.feature = choose_feature(self.feature, list(dm.img_shape), dm.num_classes)
         self.extractor = build_extractor(
             self.feature, dataset=dm.name, data_dir=dm.data_dir, source=dm.source_used,
             img_shape=list(dm.img_shape), num_classes=dm.num_classes,
@@ -197,6 +200,12 @@ class Evaluator(L.Callback):
             features.append(f)
             logits.append(lg)
         features = torch.cat(features)
+        if not bool(gather(features.isfinite().all().reshape(1)).all()):
+            # a NaN covariance crashes LAPACK (MKL's DGEBAL, then a segfault): report instead
+            log.warning("metrics: the generator's samples give non-finite features; %s "
+                        "reported as NaN", ", ".join(sorted(metrics)))
+            names = {"precision_recall": ("precision", "recall")}
+            return {name: float("nan") for k in sorted(metrics) for name in names.get(k, (k,))}
         results: dict[str, float] = {}
         if "fid" in metrics:
             self.fid.update(first(features, offset, self.schedules["fid"].num_fake), real=False)
@@ -218,7 +227,7 @@ class Evaluator(L.Callback):
         epoch = trainer.current_epoch + 1  # epochs completed
         last = epoch >= (trainer.max_epochs or 0) or trainer.should_stop
         due = {k for k, s in self.schedules.items() if s.due(epoch, last)}
-        if not due or getattr(pl_module, "status", None) == "diverged":
+        if not due or not pl_module.check_finite():
             return
         start = time.perf_counter()
         results = self.evaluate(pl_module, due)
@@ -226,7 +235,8 @@ class Evaluator(L.Callback):
         pl_module.log_scalars({f"val/{k}": v for k, v in results.items()})
         self.history.append({"epoch": epoch, "g_step": pl_module.g_step, **results})
         log.info("epoch %d: %s", epoch, ", ".join(f"{k} {v:.4g}" for k, v in results.items()))
-        if "fid" in results and (self.best is None or results["fid"] < self.best["fid"]):
+        fid = results.get("fid", math.nan)
+        if math.isfinite(fid) and (self.best is None or fid < self.best["fid"]):
             self.best = self.history[-1]
             if self.out_dir is not None:  # every rank calls it; rank 0 writes
                 trainer.save_checkpoint(self.out_dir / "best.ckpt", weights_only=False)
@@ -249,16 +259,15 @@ class Evaluator(L.Callback):
         out: dict[str, Any] = {"metrics_protocol": protocol, "eval_time_s": self.eval_time_s,
                                "eval_setup_time_s": self.setup_time_s,
                                "metrics_history": self.history}
-        if self.best is not None:
-            fids = [h for h in self.history if "fid" in h]
-            out["fid"] = {"final": fids[-1]["fid"], "best": self.best["fid"],
-                          "best_epoch": self.best["epoch"]}
-        for key in ("is", "precision", "recall"):
+        for key in ("fid", "is", "precision", "recall"):
             values = [h[key] for h in self.history if key in h]
             if values:
                 out[key] = {"final": values[-1]}
-        if "is" in out:
-            out["is"]["best"] = max(h["is"] for h in self.history if "is" in h)
+        if self.best is not None:  # the lowest finite FID
+            out["fid"].update(best=self.best["fid"], best_epoch=self.best["epoch"])
+        scores = [h["is"] for h in self.history if math.isfinite(h.get("is", math.nan))]
+        if scores:
+            out["is"]["best"] = max(scores)
         return out
 
     def state_dict(self) -> dict[str, Any]:

@@ -31,6 +31,7 @@ from filelock import FileLock
 from torch import nn
 
 from gan_lightning.data import load_images, to_unit_range
+from gan_lightning.errors import SetupError
 
 log = logging.getLogger(__name__)
 
@@ -205,17 +206,29 @@ class InceptionFeatures(nn.Module):
         super().__init__()
         try:
             from torchmetrics.image.fid import NoTrainInceptionV3
-        except ImportError as error:  # pragma: no cover - depends on the install
-            raise ImportError("feature=inception needs torch-fidelity: "
-                              "pip install -e '.[inception]'") from error
+            from torchmetrics.utilities.imports import _TORCH_FIDELITY_AVAILABLE
+        except ImportError:  # pragma: no cover - depends on the install
+            _TORCH_FIDELITY_AVAILABLE = False
+        if not _TORCH_FIDELITY_AVAILABLE:
+            raise SetupError("feature=inception needs torch-fidelity: pip install -e "
+                             "'.[inception]' (or metrics=default, metrics=none)")
         if weights_path is not None and not Path(weights_path).is_file():
-            raise FileNotFoundError(
-                f"metrics: inception weights_path '{weights_path}' is not a file")
+            raise SetupError(f"metrics: inception weights_path '{weights_path}' is not a file")
         self.antialias = antialias
         self.weights_path = weights_path
-        self.net = NoTrainInceptionV3(
-            name="inception-v3-compat", features_list=["2048", "logits_unbiased"],
-            feature_extractor_weights_path=weights_path, antialias=antialias)
+        try:
+            self.net = NoTrainInceptionV3(
+                name="inception-v3-compat", features_list=["2048", "logits_unbiased"],
+                feature_extractor_weights_path=weights_path, antialias=antialias)
+        except Exception as error:
+            if weights_path is not None:
+                raise
+            raise SetupError(
+                f"metrics: the InceptionV3 weights could not be downloaded ({type(error).__name__}:"
+                f" {' '.join(str(error).split())[:200]}). Offline, put the file "
+                f"weights-inception-2015-12-05-6726825d.pth (torch-fidelity's) anywhere and set "
+                f"metrics.fid.weights_path=<that file>, or use metrics=default / metrics=none"
+            ) from error
         self.num_features = 2048
 
     def _prepare(self, x: torch.Tensor) -> torch.Tensor:
@@ -235,12 +248,25 @@ class InceptionFeatures(nn.Module):
         return features.reshape(len(x), -1), logits.reshape(len(x), -1)
 
 
+def choose_feature(feature: str, img_shape: list[int], num_classes: int | None) -> str:
+    """``feature``, or for ``auto`` the one that works for the dataset: the raw values of point
+    data (``identity``: FID is then the Frechet distance of the fitted Gaussians), the
+    classifier for labelled images, Inception for images without labels."""
+    if feature != "auto":
+        return feature
+    if len(img_shape) == 1:
+        return "identity"
+    return "classifier" if num_classes else "inception"
+
+
 def build_extractor(feature: str, *, dataset: str, data_dir: str, source: str,
                     img_shape: list[int], num_classes: int | None,
                     weights_path: str | None = None, antialias: bool = True,
                     classifier: dict[str, Any] | None = None,
                     cache_dir: str | None = None) -> nn.Module:
-    """The extractor named ``feature`` (``classifier``, ``inception`` or ``identity``)."""
+    """The extractor named ``feature`` (``classifier``, ``inception``, ``identity``, or ``auto``:
+    see ``choose_feature``)."""
+    feature = choose_feature(feature, img_shape, num_classes)
     if feature == "classifier":
         if not num_classes:
             raise ValueError(f"feature=classifier needs a labelled dataset; '{dataset}' has no "
@@ -251,5 +277,5 @@ def build_extractor(feature: str, *, dataset: str, data_dir: str, source: str,
         return InceptionFeatures(weights_path, antialias)
     if feature == "identity":
         return IdentityFeatures(math.prod(img_shape))
-    raise ValueError(f"metrics feature '{feature}' unknown; choose classifier, inception or "
-                     f"identity")
+    raise ValueError(f"metrics feature '{feature}' unknown; choose auto, classifier, inception "
+                     f"or identity")

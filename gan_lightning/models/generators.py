@@ -5,7 +5,13 @@ import math
 import torch
 from torch import nn
 
-from gan_lightning.models.layers import LabelCode, dcgan_sizes, init_dcgan_weights, mlp
+from gan_lightning.models.layers import (
+    LabelCode,
+    dcgan_sizes,
+    image_shape,
+    init_dcgan_weights,
+    mlp,
+)
 
 
 class MLPGenerator(nn.Module):
@@ -46,7 +52,7 @@ class DCGANMNISTGenerator(nn.Module):
 
     def __init__(self, z_dim: int, img_shape: list[int], slope: float = 0.2) -> None:
         super().__init__()
-        channels, height, width = img_shape
+        channels, height, width = image_shape(img_shape, "dcgan_mnist")
         if (height, width) != (28, 28):
             raise ValueError(f"dcgan_mnist generates 28x28 images; the dataset has {img_shape}")
         self.z_dim = z_dim

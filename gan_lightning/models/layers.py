@@ -23,13 +23,23 @@ def mlp(dims: list[int], slope: float = 0.2, activation: str = "leaky_relu",
     return layers
 
 
+def image_shape(img_shape: list[int], model: str) -> tuple[int, int, int]:
+    """``(channels, height, width)`` of a convolutional model's images, or a ValueError that
+    says the dataset's items are not images (``gaussian2d``'s 2-D points)."""
+    if len(img_shape) != 3:
+        raise ValueError(f"{model} needs images (channels, height, width); the dataset's items "
+                         f"have shape {list(img_shape)}")
+    channels, height, width = img_shape
+    return channels, height, width
+
+
 def dcgan_sizes(img_shape: list[int]) -> tuple[int, int]:
     """``(start, n_up)``: the DCGAN starts at ``start x start`` and doubles ``n_up`` times.
 
     Halve the image side while it stays even and at least 4: 32 -> 4 (3 doublings),
     28 -> 7 (2), 64 -> 4 (4).
     """
-    _, height, width = img_shape
+    _, height, width = image_shape(img_shape, "dcgan")
     if height != width:
         raise ValueError(f"dcgan needs square images; the dataset has {img_shape}")
     start, n_up = height, 0
