@@ -235,7 +235,7 @@ def test_checkpoint_writes_are_atomic(tiny_data, tmp_path, monkeypatch):
 
     def dying_save(self, filepath, weights_only=False, storage_options=None):
         calls.append(filepath)
-        if len(calls) == 2:  # the second epoch's save: write half a file, then die
+        if len(calls) == 3:  # the initial save, epoch 1's, then epoch 2's: half a file, die
             real_save(self, filepath, weights_only)
             data = Path(filepath).read_bytes()
             Path(filepath).write_bytes(data[: len(data) // 2])
