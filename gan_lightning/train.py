@@ -44,6 +44,7 @@ def build(cfg: DictConfig) -> tuple[L.LightningDataModule, GANModule, L.Trainer]
         n_critic=cfg.n_critic,
         seed=cfg.seed,
         max_g_steps=cfg.get("max_g_steps"),
+        fast=cfg.get("fast", True),
     )
     module.run_config = checkpoint_config(cfg)
     # an entry set to null (callbacks.samples=null) is switched off

@@ -50,6 +50,7 @@ RULES: dict[str, tuple[Callable[[Any], bool], str]] = {
     "max_g_steps": (lambda v: v is None or (_integer(v) and v >= 1), "null or an integer >= 1"),
     "threads": (lambda v: v is None or (_integer(v) and v >= 1), "null or an integer >= 1"),
     "resume": (lambda v: v in (True, False, "auto"), "true, false or auto"),
+    "fast": (lambda v: isinstance(v, bool), "true or false"),
     "dataset.batch_size": (lambda v: _integer(v) and v >= 1, "an integer >= 1"),
     "optimizer.lr": (lambda v: _number(v) and v > 0, "a number > 0"),
     "optimizer.d.lr": (lambda v: _number(v) and v > 0, "a number > 0"),

@@ -247,3 +247,42 @@ def test_batchnorm_discriminator_scores_batches_separately():
     real, fake = torch.rand(8, 1, 4, 4), torch.rand(8, 1, 4, 4) + 3
     d_real, _ = module.score(real, fake)
     assert torch.allclose(d_real, d(real), atol=1e-6)  # real batch normalised on its own
+
+
+class OptimizerStepSpy(L.Callback):
+    def __init__(self):
+        self.calls = 0
+
+    def on_before_optimizer_step(self, trainer, pl_module, optimizer):
+        self.calls += 1
+
+
+@pytest.mark.parametrize("extra", [[], ["trainer.precision=bf16-mixed"], ["spy"]],
+                         ids=["plain", "bf16", "hook"])
+def test_fast_updates_give_the_same_weights(extra, tiny_data, tmp_path):
+    """fast=true skips Lightning's backward / optimizer-step wrappers only where nothing depends
+    on them; either way the weights, the step counts and the run's path are bit-identical."""
+    from conftest import NO_METRICS, compose_cfg
+    from gan_lightning.train import build
+
+    def train(fast, out):
+        overrides = [o for o in extra if o != "spy"]
+        cfg = compose_cfg([*NO_METRICS, "trainer.max_epochs=2", "optimizer=adam",
+                           f"fast={fast}", *overrides], tiny_data, out)
+        L.seed_everything(3, verbose=False)
+        datamodule, module, trainer = build(cfg)
+        spy = OptimizerStepSpy()
+        if "spy" in extra:
+            trainer.callbacks.append(spy)
+        trainer.fit(module, datamodule=datamodule)
+        return module, trainer, spy
+
+    fast, fast_trainer, fast_spy = train("true", tmp_path / "a")
+    slow, slow_trainer, slow_spy = train("false", tmp_path / "b")
+    assert fast._direct == (extra == []) and not slow._direct
+    assert fast_trainer.global_step == slow_trainer.global_step == 32  # 16 D + 16 G steps
+    assert fast.g_step == slow.g_step == 16
+    if "spy" in extra:  # a callback on an update hook is still called
+        assert fast_spy.calls == slow_spy.calls == 32
+    for (name, a), b in zip(fast.state_dict().items(), slow.state_dict().values(), strict=True):
+        assert torch.equal(a, b), name
