@@ -24,7 +24,7 @@ from hydra.core.global_hydra import GlobalHydra
 from hydra.core.override_parser.overrides_parser import OverridesParser
 from hydra.errors import InstantiationException
 from hydra.experimental.callback import Callback
-from hydra.utils import get_class, instantiate
+from hydra.utils import get_class, get_method, instantiate
 from omegaconf import DictConfig, OmegaConf
 
 from gan_lightning.errors import ConfigError
@@ -150,9 +150,13 @@ def check_added_keys(cfg: DictConfig, overrides: list[str],
             continue
         close = difflib.get_close_matches(parts[-1], sorted(known), n=1, cutoff=0.6)
         hint = (f"did you mean {'.'.join([*parts[:-1], close[0]])}?" if close
-                else f"{reader}: {', '.join(sorted(known))}")
+                else f"{reader}: {', '.join(sorted(known - INSTANTIATE_KEYS))}")
         raise ConfigError(f"{override.input_line} adds a key that nothing reads ({hint}); "
                           f"it would be ignored")
+
+
+#: the keys Hydra's ``instantiate`` reads itself
+INSTANTIATE_KEYS = {"_target_", "_partial_", "_args_", "_recursive_", "_convert_"}
 
 
 def _arguments(cfg: DictConfig, parts: list[str]) -> tuple[set[str] | None, str]:
@@ -163,11 +167,20 @@ def _arguments(cfg: DictConfig, parts: list[str]) -> tuple[set[str] | None, str]
         if isinstance(node, DictConfig) and "_target_" in node:
             if depth < len(parts) - 1:
                 return None, ""  # inside a dict argument of that object
-            target = get_class(str(node._target_))
-            params = inspect.signature(target).parameters.values()
+            try:
+                target = get_class(str(node._target_))
+            except ValueError:  # a function, not a class
+                target = get_method(str(node._target_))
+            except ImportError:
+                return None, ""  # instantiate names what cannot be found
+            try:
+                params = inspect.signature(target).parameters.values()
+            except (TypeError, ValueError):  # a builtin without a signature
+                return None, ""
             if any(p.kind is inspect.Parameter.VAR_KEYWORD for p in params):
                 return None, ""
-            return {p.name for p in params} - {"self"}, f"{node._target_} takes"
+            return ({p.name for p in params} - {"self"}) | INSTANTIATE_KEYS, \
+                f"{node._target_} takes"
     parent = OmegaConf.select(cfg, ".".join(parts[:-1])) if len(parts) > 1 else cfg
     return set(parent) - {parts[-1]}, f"{'.'.join(parts[:-1]) or 'the top level'} has"
 

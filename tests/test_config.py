@@ -249,6 +249,7 @@ def test_an_added_key_that_nothing_reads_is_refused(override, message, tmp_path)
     "+optimizer.d.weight_decay=0.01",  # a torch.optim.SGD argument
     "+metrics.classifier.epochs=1",  # inside a dict argument, which checks its own keys
     "++z_dim=20",  # ++ overrides or adds on purpose
+    "+callbacks.extra._target_=gan_lightning.callbacks.GracefulShutdown",  # a new object
 ])
 def test_an_added_key_that_is_read_passes(override, tmp_path):
     from gan_lightning.validate import check_added_keys
