@@ -17,7 +17,7 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from common import compose_config  # noqa: E402
-from gan_lightning.metrics import Evaluator  # noqa: E402
+from gan_lightning.callbacks import Evaluator  # noqa: E402
 from gan_lightning.train import build  # noqa: E402
 
 

@@ -44,7 +44,7 @@ def bench(experiment: str, steps: int, seed: int, threads: int | None) -> dict[s
         evaluator = next(c for c in trainer.callbacks if hasattr(c, "history"))
         fid = evaluator.history[-1]["fid"] if evaluator.history else float("nan")
         return {"g_steps": module.g_step, "fid": fid, **{k.split("/")[1]: v for k, v in
-                module.latest.items() if k in ("train/loss_d", "train/loss_g")},
+                module.run.latest.items() if k in ("train/loss_d", "train/loss_g")},
                 "steps_per_s": module.g_step / elapsed, "time_s": elapsed}
 
 

@@ -16,7 +16,7 @@ import socket
 import sys
 import tempfile
 import warnings
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import lightning as L
@@ -208,6 +208,20 @@ def load_images(
     return images, labels, "bundled-5k"
 
 
+def labelled_splits(name: str, root: str | Path, source: str = "torchvision"
+                    ) -> Callable[[], tuple[torch.Tensor, ...]]:
+    """A loader of both labelled splits, ``() -> (train images, labels, test images, labels)``
+    in [-1, 1]: what the classifier metrics train on when they are not cached."""
+
+    def load() -> tuple[torch.Tensor, ...]:
+        images, labels, _ = load_images(name, root, train=True, download=False, source=source)
+        test, test_labels, _ = load_images(name, root, train=False, download=False,
+                                           source=source)
+        return to_unit_range(images), labels, to_unit_range(test), test_labels
+
+    return load
+
+
 def to_unit_range(images: torch.Tensor) -> torch.Tensor:
     """uint8 ``(N, H, W[, C])`` -> float32 ``(N, C, H, W)`` in [-1, 1] (``Normalize(0.5, 0.5)``)."""
     x = images.float().div_(127.5).sub_(1.0)
@@ -339,12 +353,23 @@ class GANDataModule(L.LightningDataModule):
             )
         log.info("%s: %d training images (%s)", self.name, len(self.images), self.source_used)
 
+    def _test_split(self) -> tuple[torch.Tensor, torch.Tensor]:
+        source = "bundled" if self.source_used == "bundled-5k" else "torchvision"
+        images, labels, _ = load_images(self.name, self.data_dir, train=False, download=False,
+                                        source=source)
+        return images, labels
+
     def reference_images(self, n: int | None = None) -> torch.Tensor:
         """Up to ``n`` images of the test split, [-1, 1], ``(N, C, H, W)``."""
-        source = "bundled" if self.source_used == "bundled-5k" else "torchvision"
-        images, _, _ = load_images(self.name, self.data_dir, train=False, download=False,
-                                   source=source)
+        images, _ = self._test_split()
         return to_unit_range(images[:n] if n else images)
+
+    def labelled_splits(self) -> tuple[torch.Tensor, ...]:
+        """``(train images, labels, test images, labels)`` in [-1, 1], for the classifier
+        metrics (``metrics.features.LabelledSplits``)."""
+        self.setup()
+        test, test_labels = self._test_split()
+        return self.images, self.labels, to_unit_range(test), test_labels
 
     def train_dataloader(self) -> InMemoryLoader:
         return InMemoryLoader(

@@ -30,6 +30,8 @@ from lightning.pytorch.strategies import DDPStrategy
 from lightning.pytorch.strategies.launchers.subprocess_script import _SubprocessScriptLauncher
 from omegaconf import DictConfig
 
+from gan_lightning.ranks import grouped
+
 log = logging.getLogger(__name__)
 
 #: the variables the launching process sets for its children (and clears at the end)
@@ -114,7 +116,7 @@ class GANDDPStrategy(DDPStrategy):
         if module is not None:
             module.distribute(None)
         super().teardown()
-        if _grouped():
+        if grouped():
             dist.destroy_process_group()
         if self._launched:
             for key in DDP_ENV:
@@ -127,31 +129,6 @@ def param_spread(module: torch.nn.Module) -> float:
     gathered = [torch.empty_like(flat) for _ in range(dist.get_world_size())]
     dist.all_gather(gathered, flat)
     return max(float((g - gathered[0]).abs().max()) for g in gathered)
-
-
-def _grouped() -> bool:
-    """Whether this process belongs to a process group (a DDP rank)."""
-    return dist.is_available() and dist.is_initialized()
-
-
-def gather(tensor: torch.Tensor) -> torch.Tensor:
-    """``tensor`` of every rank, concatenated in rank order (itself without a process group).
-
-    The ranks' tensors may differ in length (unlike ``all_gather``'s).
-    """
-    if not _grouped() or dist.get_world_size() == 1:
-        return tensor
-    parts: list[Any] = [None] * dist.get_world_size()
-    dist.all_gather_object(parts, tensor.cpu())
-    return torch.cat(parts).to(tensor.device)
-
-
-def block(n: int) -> range:
-    """This rank's contiguous share of ``range(n)`` (all of it without a process group)."""
-    if not _grouped():
-        return range(n)
-    rank, world = dist.get_rank(), dist.get_world_size()
-    return range(rank * n // world, (rank + 1) * n // world)
 
 
 @hydra.main(version_base="1.3", config_path=None, config_name=None)

@@ -130,7 +130,8 @@ class Job:
 
     def _ended_without_result(self, config: DictConfig) -> JobReturn:
         """The process died (or exited) before ``run_job`` returned: say so in its folder."""
-        from gan_lightning.train import objective, write_json
+        from gan_lightning.record import RECORD_FILE, Status, write_record
+        from gan_lightning.train import objective
 
         code = self.process.exitcode
         killed = code is not None and code < 0
@@ -139,10 +140,11 @@ class Job:
                    f"recorded after its last checkpoint (out of memory? killed by hand?)")
         log.error("job #%d (%s): %s", self.idx, " ".join(self.overrides), message)
         if self.output_dir is not None:
-            path = Path(self.output_dir) / "metrics.json"
+            path = Path(self.output_dir) / RECORD_FILE
             if not path.is_file():  # an interrupted run wrote its own (status interrupted)
-                write_json(path, {"status": "killed" if killed else "failed", "message": message,
-                                  "overrides": self.overrides, "exit_code": code})
+                write_record(path, {"status": Status.KILLED if killed else Status.FAILED,
+                                    "message": message, "overrides": self.overrides,
+                                    "exit_code": code})
         ret = JobReturn(overrides=self.overrides, working_dir=self.output_dir or "")
         # completed, for Hydra: a failed job would end the sweep; its folder says killed
         ret.status = JobStatus.COMPLETED

@@ -11,20 +11,22 @@ many generator steps (Lightning's ``trainer.max_steps`` keeps its own meaning).
 from __future__ import annotations
 
 import contextlib
-import warnings
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Collection, Iterator
 from typing import Any
 
 import lightning as L
 import torch
 from torch import nn
 
+from gan_lightning import speedups
 from gan_lightning.losses import GANLoss
+from gan_lightning.record import Status, Tag
+from gan_lightning.run_state import RunState
 
 OptimizerFactory = Callable[..., torch.optim.Optimizer]
 
 
-class GANModule(L.LightningModule):
+class GANModule(speedups.FastHookName, L.LightningModule):
     """A GAN trained with manual optimization: D on every batch, G on every ``n_critic``-th.
 
     Args:
@@ -42,8 +44,12 @@ class GANModule(L.LightningModule):
         log_every_n_steps: scalars are logged every this many generator steps (``None``: the
             trainer's ``log_every_n_steps``). Each log point costs a host sync.
         max_g_steps: stop after this many generator steps (``None``: no limit).
-        fast: where nothing depends on them, skip Lightning's backward and optimizer-step
-            wrappers (``direct_updates``); the weights are bit-identical either way.
+        fast: cut Lightning's per-step overhead (``speedups``: ``True`` all, ``False`` none,
+            or a collection of their names); the weights are bit-identical either way.
+        run: the run's shared state (``RunState``), which the callbacks reach through
+            ``module.run``; a fresh one by default.
+        checkpoint_config: the run's resolved config as plain dicts, saved in checkpoints so
+            that ``gan-sample`` can rebuild the generator.
     """
 
     def __init__(
@@ -59,7 +65,9 @@ class GANModule(L.LightningModule):
         seed: int = 0,
         log_every_n_steps: int | None = None,
         max_g_steps: int | None = None,
-        fast: bool = True,
+        fast: bool | Collection[str] = True,
+        run: RunState | None = None,
+        checkpoint_config: dict[str, Any] | None = None,
     ) -> None:
         super().__init__()
         if z_dim < 1:
@@ -76,8 +84,11 @@ class GANModule(L.LightningModule):
         self.n_critic = n_critic
         self.max_g_steps = max_g_steps
         self.fast = fast
-        #: whether the updates bypass Lightning's wrappers (decided at the start of training)
+        #: the speed-ups on in this run (decided at the start of training)
+        self.speedups: list[str] = []
         self._direct = False
+        self.run = run if run is not None else RunState()
+        self.checkpoint_config = checkpoint_config
         self.seed = seed
         self._log_every = log_every_n_steps
         #: conditional models (a ``num_classes`` attribute on G) take labels in G and D
@@ -93,30 +104,11 @@ class GANModule(L.LightningModule):
             isinstance(m, nn.modules.batchnorm._NormBase) for m in discriminator.modules()
         )
         self.g_step = 0
-        #: the scalars of the latest log point (Python floats) and the g_step they belong to
-        self.latest: dict[str, float] = {}
-        self.latest_step = -1
-        #: what the progress bar shows
-        self.progress: dict[str, float] = {}
-        #: set by callbacks that end a run early (``collapsed``, ``diverged``), with a message
-        self.status: str | None = None
-        self.status_message = ""
         #: the last step's losses (detached, no host sync) and the g_step last found finite
         self._last_losses: tuple[torch.Tensor, ...] = ()
         self._finite_at = -1
-        #: the run's resolved config as plain dicts, saved in checkpoints (set by ``build``)
-        self.run_config: dict[str, Any] | None = None
         #: the (G, D) the updates run through: data-parallel wrappers under DDP (``distribute``)
         self._trained: tuple[nn.Module, nn.Module] | None = None
-
-    def __setattr__(self, name: str, value: Any) -> None:
-        # Lightning sets ``_current_fx_name`` around every hook call, ~50 times a step, and
-        # nn.Module.__setattr__ spends ~2 us on each checking for parameters and modules.
-        # It is a plain string attribute, so store it the way Module would, directly.
-        if name == "_current_fx_name":
-            object.__setattr__(self, name, value)
-        else:
-            super().__setattr__(name, value)
 
     # -- pieces -------------------------------------------------------------------------
     def sample_z(self, n: int) -> torch.Tensor:
@@ -243,56 +235,34 @@ class GANModule(L.LightningModule):
 
         if self.g_step % self.log_every == 0:
             scalars = {
-                "train/loss_d": loss_d,
-                "train/loss_g": loss_g,
-                "train/d_real": self.loss.prob(d_real).mean(),
-                "train/d_fake": self.loss.prob(d_fake).mean(),
+                Tag.LOSS_D: loss_d,
+                Tag.LOSS_G: loss_g,
+                Tag.D_REAL: self.loss.prob(d_real).mean(),
+                Tag.D_FAKE: self.loss.prob(d_fake).mean(),
             }
             if penalty is not None:
-                scalars["train/penalty"] = penalty
+                scalars[Tag.PENALTY] = penalty
             values = torch.stack([v.detach().float() for v in scalars.values()])
             if self.trainer.world_size > 1:
                 # the mean over all ranks' batches; every rank then judges the same figures
                 values = self.trainer.strategy.reduce(values, reduce_op="mean")
             # note: .tolist() is a host sync; paid once per log point, never on other steps.
-            self.latest = dict(zip(scalars, values.tolist(), strict=True))
-            self.latest_step = self.g_step
-            self.log_scalars(self.latest)
+            latest = dict(zip(scalars, values.tolist(), strict=True))
+            self.run.publish(latest, self.g_step)
+            self.run.log(self.loggers, latest, self.g_step, self.current_epoch)
 
     def update(self, optimizer: Any, loss: torch.Tensor) -> None:
         """One step of ``optimizer`` (a LightningOptimizer) down the gradient of ``loss``."""
         optimizer.zero_grad(set_to_none=True)
         if self._direct:
-            # what manual_backward and LightningOptimizer.step reduce to in full precision on
-            # one device, without their hook dispatch; the loop still counts the step
-            loss.backward()
-            optimizer._on_before_step()
-            optimizer.optimizer.step()
-            optimizer._on_after_step()
+            speedups.direct_step(optimizer, loss)
         else:
             self.manual_backward(loss)
             optimizer.step()
 
     def on_train_start(self) -> None:
-        self._direct = self.fast and direct_updates(self.trainer, self)
-
-    #: scalars shown in the progress bar (``GANProgressBar``), under their short names
-    PROGRESS_BAR = {"train/loss_d": "loss_d", "train/loss_g": "loss_g", "val/fid": "fid"}
-
-    def log_scalars(self, metrics: dict[str, float]) -> None:
-        """Log scalars against the generator step to every logger, and to the progress bar.
-
-        Straight to the loggers rather than through ``self.log``: Lightning would otherwise
-        re-collect every logged value after every batch, whether or not it changed.
-        """
-        for logger in self.loggers:
-            logger.log_metrics(
-                {**metrics, "train/g_step": self.g_step, "train/epoch": self.current_epoch},
-                step=self.g_step,
-            )
-        for key, value in metrics.items():
-            if key in self.PROGRESS_BAR:
-                self.progress[self.PROGRESS_BAR[key]] = value
+        self.speedups = speedups.apply(self.trainer, self, self.fast)
+        self._direct = "direct_updates" in self.speedups
 
     def check_finite(self) -> bool:
         """Whether the weights, the last losses and the fixed samples are all finite.
@@ -303,7 +273,7 @@ class GANModule(L.LightningModule):
         this first; a non-finite state ends the run as ``diverged``. Checked once per
         generator step (one host sync); under DDP all ranks agree.
         """
-        if self.status == "diverged":
+        if self.run.status == Status.DIVERGED:
             return False
         if self._finite_at == self.g_step:
             return True
@@ -316,10 +286,9 @@ class GANModule(L.LightningModule):
         if bool(finite):
             self._finite_at = self.g_step
             return True
-        self.status = "diverged"
-        self.status_message = (
+        self.run.end(Status.DIVERGED, (
             f"Training diverged: non-finite weights, losses or samples at generator step "
-            f"{self.g_step} (epoch {self.current_epoch}). {self.DIVERGED_ADVICE}")
+            f"{self.g_step} (epoch {self.current_epoch}). {self.DIVERGED_ADVICE}"))
         self.trainer.should_stop = True
         return False
 
@@ -343,9 +312,9 @@ class GANModule(L.LightningModule):
         checkpoint["rng"] = {"torch": torch.get_rng_state()}
         if torch.cuda.is_available():
             checkpoint["rng"]["cuda"] = torch.cuda.get_rng_state_all()
-        if self.run_config is not None:
+        if self.checkpoint_config is not None:
             # plain containers, so ``torch.load(weights_only=True)`` reads it (gan-sample)
-            checkpoint["gan_config"] = self.run_config
+            checkpoint["gan_config"] = self.checkpoint_config
 
     def on_load_checkpoint(self, checkpoint: dict[str, Any]) -> None:
         self.g_step = int(checkpoint.get("g_step", 0))
@@ -355,40 +324,3 @@ class GANModule(L.LightningModule):
         if "cuda" in rng and torch.cuda.is_available():
             torch.cuda.set_rng_state_all(rng["cuda"])
 
-
-#: the hooks Lightning's backward and optimizer-step wrappers call, which direct updates skip
-UPDATE_HOOKS = ("on_before_backward", "on_after_backward", "on_before_optimizer_step")
-
-
-def direct_updates(trainer: L.Trainer, module: L.LightningModule) -> bool:
-    """Whether ``GANModule.update`` may call ``backward`` and the optimizer's ``step`` itself.
-
-    Lightning's ``manual_backward`` and ``LightningOptimizer.step`` add, per update, the
-    precision plugin's hooks, the strategy's, and a dispatch of three hooks to every callback
-    and the module: about 7% of a step of the report's MLP GAN on a CPU (``python
-    benchmarks/end_to_end.py``). They only change the result under a precision plugin that
-    scales or casts (16-mixed), a strategy that synchronises (DDP), or a callback or module
-    that implements one of ``UPDATE_HOOKS``; then, and when a Lightning release no longer has
-    the loop's step counters on its optimizers (with a warning), the wrappers are used.
-    """
-    from lightning.pytorch.callbacks import Callback
-    from lightning.pytorch.plugins.precision import Precision
-    from lightning.pytorch.strategies import SingleDeviceStrategy
-    from lightning.pytorch.utilities.model_helpers import is_overridden
-
-    if type(trainer.precision_plugin) is not Precision or not isinstance(
-            trainer.strategy, SingleDeviceStrategy):
-        return False
-    if any(getattr(type(c), hook) is not getattr(Callback, hook)
-           for c in trainer.callbacks for hook in UPDATE_HOOKS):
-        return False
-    if any(is_overridden(hook, module) for hook in UPDATE_HOOKS):
-        return False
-    optimizers = trainer.strategy._lightning_optimizers
-    if not all(hasattr(o, "_on_before_step") and hasattr(o, "_on_after_step")
-               and hasattr(o, "optimizer") for o in optimizers):
-        warnings.warn("fast=true: this Lightning's optimizers lack the step counters the "
-                      "direct updates use; training through Lightning's wrappers instead",
-                      stacklevel=2)
-        return False
-    return True

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import json
 import logging
 import math
 import os
@@ -22,6 +21,8 @@ from omegaconf import DictConfig, OmegaConf
 
 from gan_lightning.errors import SetupError
 from gan_lightning.module import GANModule
+from gan_lightning.record import QUALITY_METRICS, RECORD_FILE, Status, Tag, write_record
+from gan_lightning.run_state import RunState
 from gan_lightning.utils import print_config
 from gan_lightning.validate import build_networks, validate
 
@@ -45,8 +46,9 @@ def build(cfg: DictConfig) -> tuple[L.LightningDataModule, GANModule, L.Trainer]
         seed=cfg.seed,
         max_g_steps=cfg.get("max_g_steps"),
         fast=cfg.get("fast", True),
+        run=RunState(),
+        checkpoint_config=checkpoint_config(cfg),
     )
-    module.run_config = checkpoint_config(cfg)
     # an entry set to null (callbacks.samples=null) is switched off
     callbacks = [instantiate(c) for c in (cfg.get("callbacks") or {}).values() if c]
     # metrics=none leaves no _target_ (an experiment may still have set some of its keys)
@@ -95,7 +97,7 @@ def run(cfg: DictConfig) -> dict[str, Any] | None:
     run_dir.mkdir(parents=True, exist_ok=True)
     multirun = HydraConfig.initialized() and HydraConfig.get().mode == RunMode.MULTIRUN
     overrides = list(HydraConfig.get().overrides.task) if HydraConfig.initialized() else []
-    record: dict[str, Any] = {"status": "failed", "overrides": overrides, "seed": cfg.seed}
+    record: dict[str, Any] = {"status": Status.FAILED, "overrides": overrides, "seed": cfg.seed}
     start = time.perf_counter()
     module = trainer = params = summary_error = None
     try:
@@ -118,7 +120,8 @@ def run(cfg: DictConfig) -> dict[str, Any] | None:
         trainer.fit(module, datamodule=datamodule, ckpt_path=ckpt_path)
         record["train_time_s"] = time.perf_counter() - fit_start
         record["g_steps_per_s"] = module.g_step / record["train_time_s"]
-        record["status"] = module.status or ("interrupted" if trainer.interrupted else "ok")
+        record["status"] = module.run.status or (
+            Status.INTERRUPTED if trainer.interrupted else Status.OK)
     except Exception as error:
         record["error"] = f"{type(error).__name__}: {error}"
         record["traceback"] = traceback.format_exc()
@@ -130,30 +133,30 @@ def run(cfg: DictConfig) -> dict[str, Any] | None:
             log.exception("run failed; the sweep goes on")
     finally:
         record["wall_time_s"] = time.perf_counter() - start
-        if module is not None and module.status == "interrupted":
+        if module is not None and module.run.status == Status.INTERRUPTED:
             # also when the cluster's handler ended training with SystemExit (a requeue)
-            record["status"] = "interrupted"
+            record["status"] = Status.INTERRUPTED
         try:
             if module is not None:  # build() made module and trainer together
                 record.update(summarize(module, trainer))
-                if params is not None and record["status"] != "failed":
+                if params is not None and record["status"] != Status.FAILED:
                     log_final_metrics(trainer, params, record)
         except Exception as error:  # the record is still written, with what went wrong
-            record["status"] = "failed"
+            record["status"] = Status.FAILED
             record.setdefault("error", f"{type(error).__name__}: {error}")
             record.setdefault("traceback", traceback.format_exc())
             summary_error = error
         if rank_zero and (trainer is None or trainer.is_global_zero):
-            write_json(run_dir / "metrics.json", record)
+            write_record(run_dir / RECORD_FILE, record)
     if summary_error is not None:
         if not multirun:
             raise summary_error
         log.error("summarising the run failed; the sweep goes on: %s", record["error"])
-    if record["status"] != "ok":
+    if record["status"] != Status.OK:
         log.warning("run ended with status %s: %s", record["status"], record.get("message", ""))
     signum = next((c.signum for c in (trainer.callbacks if trainer else [])
                    if getattr(c, "signum", None)), None)
-    if record["status"] == "interrupted" and signum:
+    if record["status"] == Status.INTERRUPTED and signum:
         raise SystemExit(128 + signum)  # the shell's convention: 143 SIGTERM, 130 SIGINT
     return record
 
@@ -192,7 +195,7 @@ def log_final_metrics(trainer: L.Trainer, params: dict[str, Any],
                       record: dict[str, Any]) -> None:
     """Final FID / IS / precision / recall to every logger, and beside the hyper-parameters in
     TensorBoard's HParams tab, so the runs of a sweep can be compared there."""
-    final = {f"hparams/{k}": record[k]["final"] for k in ("fid", "is", "precision", "recall")
+    final = {Tag.hparams(k): record[k]["final"] for k in QUALITY_METRICS
              if isinstance(record.get(k), dict) and "final" in record[k]}
     if not final:
         return
@@ -214,27 +217,12 @@ def summarize(module: GANModule, trainer: L.Trainer | None) -> dict[str, Any]:
         if per_epoch and per_epoch != float("inf"):
             out["epochs"] = round(batches / per_epoch, 3)
         out["optimizer_steps"] = trainer.global_step
-    if module.status_message:
-        out["message"] = module.status_message
-    out["final"] = {k.split("/", 1)[1]: v for k, v in module.latest.items()}
+    if module.run.message:
+        out["message"] = module.run.message
+    out["final"] = {Tag.short(k): v for k, v in module.run.latest.items()}
+    out["speedups"] = module.speedups
     for part in [*trainer.callbacks, trainer.strategy] if trainer else []:
         if hasattr(part, "run_summary"):
             out.update(part.run_summary())
     return out
 
-
-def write_json(path: Path, record: dict[str, Any]) -> None:
-    """Write JSON atomically (temp file + rename); non-finite floats become strings."""
-
-    def clean(value: Any) -> Any:
-        if isinstance(value, float) and not math.isfinite(value):
-            return str(value)
-        if isinstance(value, dict):
-            return {k: clean(v) for k, v in value.items()}
-        if isinstance(value, list):
-            return [clean(v) for v in value]
-        return value
-
-    tmp = path.with_suffix(".json.tmp")
-    tmp.write_text(json.dumps(clean(record), indent=2, sort_keys=True) + "\n")
-    tmp.replace(path)

@@ -9,44 +9,43 @@ import torch
 from conftest import NO_METRICS, compose_cfg, run_train
 from gan_lightning.callbacks import HealthMonitor
 from gan_lightning.losses import ReportBCELoss
+from gan_lightning.run_state import RunState
 from gan_lightning.train import build
 
 
 def fake_run():
-    module = SimpleNamespace(latest={}, latest_step=-1, status=None, status_message="",
-                             loss=ReportBCELoss())
+    module = SimpleNamespace(run=RunState(), loss=ReportBCELoss())
     trainer = SimpleNamespace(should_stop=False, current_epoch=0)
     return module, trainer
 
 
 def feed(monitor, module, trainer, points, start=0, **values):
     for i in range(points):
-        module.latest_step = (start + i + 1) * 50
-        module.latest = {"train/loss_d": values.get("loss_d", 1.2),
-                         "train/loss_g": values.get("loss_g", 0.9),
-                         "train/d_real": values.get("d_real", 0.7),
-                         "train/d_fake": values.get("d_fake", 0.3)}
+        module.run.publish({"train/loss_d": values.get("loss_d", 1.2),
+                            "train/loss_g": values.get("loss_g", 0.9),
+                            "train/d_real": values.get("d_real", 0.7),
+                            "train/d_fake": values.get("d_fake", 0.3)}, (start + i + 1) * 50)
         monitor.on_train_batch_end(trainer, module, None, None, i)
 
 
 def test_saturated_discriminator_collapses_after_patience():
     monitor, (module, trainer) = HealthMonitor(patience=4), fake_run()
     feed(monitor, module, trainer, 3, d_real=1.0, d_fake=1.0, loss_d=100.0, loss_g=0.0)
-    assert not trainer.should_stop and module.status is None
+    assert not trainer.should_stop and module.run.status is None
     feed(monitor, module, trainer, 1, start=3, d_real=1.0, d_fake=1.0, loss_d=100.0, loss_g=0.0)
-    assert trainer.should_stop and module.status == "collapsed"
-    assert "generator step 200" in module.status_message
-    assert "optimizer.lr=0.1" in module.status_message
+    assert trainer.should_stop and module.run.status == "collapsed"
+    assert "generator step 200" in module.run.message
+    assert "optimizer.lr=0.1" in module.run.message
     assert monitor.run_summary()["warnings"][0]["kind"] == "collapsed"
 
 
 def test_both_low_or_clamped_loss_also_count_as_saturation():
     monitor, (module, trainer) = HealthMonitor(patience=2), fake_run()
     feed(monitor, module, trainer, 2, d_real=0.001, d_fake=0.002)
-    assert module.status == "collapsed"
+    assert module.run.status == "collapsed"
     monitor, (module, trainer) = HealthMonitor(patience=2), fake_run()
     feed(monitor, module, trainer, 2, loss_d=100.0)  # probabilities look fine, loss at clamp
-    assert module.status == "collapsed"
+    assert module.run.status == "collapsed"
 
 
 def test_saturation_must_be_consecutive():
@@ -54,42 +53,42 @@ def test_saturation_must_be_consecutive():
     feed(monitor, module, trainer, 2, d_real=1.0, d_fake=1.0)
     feed(monitor, module, trainer, 1, start=2)  # healthy point resets the count
     feed(monitor, module, trainer, 2, start=3, d_real=1.0, d_fake=1.0)
-    assert module.status is None and not trainer.should_stop
+    assert module.run.status is None and not trainer.should_stop
 
 
 def test_non_finite_loss_diverges_at_once():
     monitor, (module, trainer) = HealthMonitor(patience=10), fake_run()
     feed(monitor, module, trainer, 1, loss_g=math.nan)
-    assert trainer.should_stop and module.status == "diverged"
+    assert trainer.should_stop and module.run.status == "diverged"
     monitor, (module, trainer) = HealthMonitor(patience=10), fake_run()
     feed(monitor, module, trainer, 1, loss_d=math.inf)
-    assert module.status == "diverged"
+    assert module.run.status == "diverged"
 
 
 def test_healthy_values_never_trigger():
     monitor, (module, trainer) = HealthMonitor(patience=2), fake_run()
     feed(monitor, module, trainer, 100)
-    assert module.status is None and not trainer.should_stop and monitor.warnings == []
+    assert module.run.status is None and not trainer.should_stop and monitor.warnings == []
 
 
 def test_stale_log_point_is_not_counted_twice():
     monitor, (module, trainer) = HealthMonitor(patience=2), fake_run()
     feed(monitor, module, trainer, 1, d_real=1.0, d_fake=1.0)
     monitor.on_train_batch_end(trainer, module, None, None, 0)  # same latest_step again
-    assert module.status is None
+    assert module.run.status is None
 
 
 def test_keep_training_switch_warns_instead():
     monitor, (module, trainer) = HealthMonitor(patience=2, stop_on_collapse=False), fake_run()
     feed(monitor, module, trainer, 5, d_real=1.0, d_fake=1.0)
-    assert not trainer.should_stop and module.status is None
+    assert not trainer.should_stop and module.run.status is None
     assert [w["kind"] for w in monitor.warnings] == ["collapsed"]
 
 
 def test_d_overpowering_g_is_a_warning_only():
     monitor, (module, trainer) = HealthMonitor(patience=3), fake_run()
     feed(monitor, module, trainer, 3, d_real=0.999, d_fake=0.001)
-    assert not trainer.should_stop and module.status is None
+    assert not trainer.should_stop and module.run.status is None
     assert [w["kind"] for w in monitor.warnings] == ["d_overpowers_g"]
 
 
@@ -116,9 +115,9 @@ def test_critic_scores_are_not_checked_for_saturation():
     monitor, (module, trainer) = HealthMonitor(patience=2), fake_run()
     module.loss = SimpleNamespace(probabilistic=False)
     feed(monitor, module, trainer, 5, d_real=1.0, d_fake=1.0, loss_d=100.0)
-    assert module.status is None and monitor.warnings == []
+    assert module.run.status is None and monitor.warnings == []
     feed(monitor, module, trainer, 1, start=5, loss_d=math.nan)
-    assert module.status == "diverged"  # divergence is checked for every loss
+    assert module.run.status == "diverged"  # divergence is checked for every loss
 
 
 class NaNAfterFirstEpoch:
@@ -146,7 +145,7 @@ def test_diverged_run_stops_and_keeps_its_last_finite_checkpoint(tiny_data, tmp_
     datamodule, module, trainer = build(cfg)
     module.loss = NaNAfterFirstEpoch(module.loss, module)
     trainer.fit(module, datamodule=datamodule)
-    assert module.status == "diverged" and "non-finite loss" in module.status_message
+    assert module.run.status == "diverged" and "non-finite loss" in module.run.message
     assert module.g_step == 9  # stopped at the first log point of epoch 2 (of 3)
     assert trainer.should_stop
     ckpt = torch.load(tmp_path / "last.ckpt", weights_only=False)
@@ -193,15 +192,20 @@ class ConstantGenerator(torch.nn.Module):
 def diversity_run(generator, epochs, g_step=1000):
     images = torch.rand(300, 1, 28, 28) * 2 - 1
     logged = []
+
+    class Recorded(RunState):
+        def log(self, loggers, scalars, g_step, epoch):
+            logged.append(scalars)
+
     fixed_z = torch.randn(64, 8)
     module = SimpleNamespace(
-        fixed_z=fixed_z, status=None, g_step=g_step, log_scalars=logged.append,
+        fixed_z=fixed_z, run=Recorded(), g_step=g_step,
         check_finite=lambda: True,
         fixed_samples=lambda: generator(fixed_z).detach())
     monitor = HealthMonitor()
     for epoch in range(epochs):
         trainer = SimpleNamespace(datamodule=SimpleNamespace(images=images),
-                                  current_epoch=epoch)
+                                  current_epoch=epoch, loggers=[])
         monitor.on_train_epoch_end(trainer, module)
     return monitor, logged
 

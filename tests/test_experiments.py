@@ -38,8 +38,8 @@ def test_every_model_trains_with_every_loss(model, loss, tiny_data, tmp_path):
     module, before = fit(cfg)
     assert module.g_step == 2
     assert changed(module, before, "generator.") and changed(module, before, "discriminator.")
-    assert all(np.isfinite(v) for v in module.latest.values())
-    assert ("train/penalty" in module.latest) == (loss == "wgan_gp")
+    assert all(np.isfinite(v) for v in module.run.latest.values())
+    assert ("train/penalty" in module.run.latest) == (loss == "wgan_gp")
 
 
 def test_every_loss_composes_with_n_critic(tiny_data, tmp_path):
@@ -55,7 +55,7 @@ def test_every_experiment_runs(experiment, tiny_data, tmp_path):
     overrides = [f"experiment={experiment}", *NO_METRICS, *extra, "max_g_steps=3",
                  "~trainer.limit_train_batches" if experiment == "dcgan_mnist" else "seed=0"]
     module, _ = fit(compose_cfg(overrides, tiny_data, tmp_path))
-    assert module.g_step == 3 and module.status in (None, "collapsed")
+    assert module.g_step == 3 and module.run.status in (None, "collapsed")
 
 
 def test_experiments_carry_their_sources_settings(tmp_path):

@@ -10,9 +10,10 @@ import torch
 from torchmetrics.image.fid import FrechetInceptionDistance
 
 from conftest import REPO
+from gan_lightning.data import labelled_splits
 from gan_lightning.metrics import features as features_mod
 from gan_lightning.metrics import precision_recall
-from gan_lightning.metrics.features import ClassifierFeatures, IdentityFeatures
+from gan_lightning.metrics.features import ClassifierFeatures, IdentityFeatures, default_cache_dir
 
 
 def reference_fid(a: np.ndarray, b: np.ndarray) -> float:
@@ -75,28 +76,29 @@ def tiny_classifier_settings():
 
 def test_classifier_is_cached_and_reused(tiny_data, tmp_path, monkeypatch,
                                          tiny_classifier_settings):
-    first = ClassifierFeatures("mnist", str(tiny_data), "full", [1, 28, 28], 10,
-                               cache_dir=str(tmp_path), **tiny_classifier_settings)
+    first = ClassifierFeatures("mnist", labelled_splits("mnist", tiny_data), tmp_path, "full",
+                               [1, 28, 28], 10, **tiny_classifier_settings)
     assert first.path.exists() and 0 <= first.test_accuracy <= 1
 
     def no_training(*args, **kwargs):
         raise AssertionError("retrained although cached")
 
     monkeypatch.setattr(features_mod, "_train_classifier", no_training)
-    second = ClassifierFeatures("mnist", str(tiny_data), "full", [1, 28, 28], 10,
-                                cache_dir=str(tmp_path), **tiny_classifier_settings)
+    second = ClassifierFeatures("mnist", labelled_splits("mnist", tiny_data), tmp_path, "full",
+                                [1, 28, 28], 10, **tiny_classifier_settings)
     x = torch.rand(4, 1, 28, 28) * 2 - 1
     assert torch.equal(first(x), second(x))
     # another training setting is another cache entry
     with pytest.raises(AssertionError, match="retrained"):
-        ClassifierFeatures("mnist", str(tiny_data), "full", [1, 28, 28], 10,
-                           cache_dir=str(tmp_path), epochs=2)
+        ClassifierFeatures("mnist", labelled_splits("mnist", tiny_data), tmp_path, "full",
+                           [1, 28, 28], 10, epochs=2)
 
 
 def test_concurrent_processes_produce_one_cache_file(tiny_data, tmp_path):
     code = (
         "import sys; from gan_lightning.metrics.features import ClassifierFeatures as C; "
-        "c = C('mnist', sys.argv[1], 'full', [1, 28, 28], 10, cache_dir=sys.argv[2], epochs=1); "
+        "from gan_lightning.data import labelled_splits as S; "
+        "c = C('mnist', S('mnist', sys.argv[1]), sys.argv[2], 'full', [1, 28, 28], 10, epochs=1); "
         "print(c.path)"
     )
     procs = [subprocess.Popen([sys.executable, "-c", code, str(tiny_data), str(tmp_path)],
@@ -142,7 +144,7 @@ def test_evaluator_leaves_training_rng_and_memory_alone(tiny_data, tmp_path, cap
     import lightning as L
 
     from conftest import compose_cfg
-    from gan_lightning.metrics import Evaluator
+    from gan_lightning.callbacks import Evaluator
     from gan_lightning.train import build
 
     cfg = compose_cfg(["trainer.max_epochs=1", "dataset.batch_size=64",
@@ -159,23 +161,23 @@ def test_evaluator_leaves_training_rng_and_memory_alone(tiny_data, tmp_path, cap
     state = torch.get_rng_state()
     first = evaluator.evaluate(module)
     assert torch.equal(state, torch.get_rng_state())  # training's RNG untouched
-    sizes = [t.numel() for t in evaluator.fid.metric_state.values()
+    sizes = [t.numel() for t in evaluator.quality.fid.metric_state.values()
              if isinstance(t, torch.Tensor)]
     for _ in range(3):
         again = evaluator.evaluate(module)
     assert again == first  # same latents, same generator: same numbers
-    assert sizes == [t.numel() for t in evaluator.fid.metric_state.values()
+    assert sizes == [t.numel() for t in evaluator.quality.fid.metric_state.values()
                      if isinstance(t, torch.Tensor)]
-    assert evaluator.inception.features == []  # reset after each evaluation
-    assert int(evaluator.fid.real_features_num_samples) == 128  # real stats kept, once
+    assert evaluator.quality.inception.features == []  # reset after each evaluation
+    assert int(evaluator.quality.fid.real_features_num_samples) == 128  # real stats kept, once
 
     # A generator gone NaN: NaN figures and a warning, never NaN handed to LAPACK (whose
-    # eigenvalue routine crashed the process on NaN statistics)
+    # eigenvalue routine crashes the process on NaN statistics)
     weights = {k: v.clone() for k, v in module.generator.state_dict().items()}
     with torch.no_grad():
         for p in module.generator.parameters():
             p.fill_(math.nan)
-    with caplog.at_level(logging.WARNING, logger="gan_lightning.metrics.evaluator"):
+    with caplog.at_level(logging.WARNING, logger="gan_lightning.metrics.quality"):
         broken = evaluator.evaluate(module)
     assert set(broken) == set(first) and all(math.isnan(v) for v in broken.values())
     assert "non-finite features" in caplog.text
@@ -187,7 +189,8 @@ def test_evaluator_leaves_training_rng_and_memory_alone(tiny_data, tmp_path, cap
 def test_fid_separates_real_halves_from_noise(shared_mnist):
     from gan_lightning.data import load_images, to_unit_range
 
-    extractor = ClassifierFeatures("mnist", str(shared_mnist), "full", [1, 28, 28], 10)
+    extractor = ClassifierFeatures("mnist", labelled_splits("mnist", shared_mnist),
+                                   default_cache_dir(shared_mnist), "full", [1, 28, 28], 10)
     assert extractor.test_accuracy >= 0.99
     images, _, _ = load_images("mnist", shared_mnist, train=False, download=False)
     x = to_unit_range(images)
@@ -224,7 +227,7 @@ def test_metrics_do_not_change_the_training_trajectory(tiny_data, tmp_path):
 
 def test_each_metric_follows_its_own_schedule(tiny_data, tmp_path):
     from conftest import FAST, compose_cfg
-    from gan_lightning.metrics import Evaluator
+    from gan_lightning.callbacks import Evaluator
     from gan_lightning.train import build
 
     cfg = compose_cfg([*FAST, "trainer.max_epochs=3", "metrics.fid.every_n_epochs=2",
@@ -243,7 +246,7 @@ def test_each_metric_follows_its_own_schedule(tiny_data, tmp_path):
 
 
 def test_bad_metric_settings_are_refused():
-    from gan_lightning.metrics import Evaluator
+    from gan_lightning.callbacks import Evaluator
 
     with pytest.raises(ValueError, match="metrics.fid.num_fake"):
         Evaluator(fid={"num_fake": 1})

@@ -112,7 +112,7 @@ def test_first_batch_with_n_critic_2_changes_only_d(tmp_path):
     trainer(tmp_path, limit_train_batches=1).fit(module, loader())
     assert same(g_before, snapshot(module.generator))
     assert not same(d_before, snapshot(module.discriminator))
-    assert module.g_step == 0 and module.latest == {}
+    assert module.g_step == 0 and module.run.latest == {}
 
 
 @pytest.mark.parametrize("n_critic", [1, 3])
@@ -152,7 +152,8 @@ def test_g_step_and_scalars_survive_a_checkpoint(tmp_path):
     fresh = make_module()
     fresh.on_load_checkpoint(torch.load(path, weights_only=False))
     assert fresh.g_step == 6
-    assert set(module.latest) == {"train/loss_d", "train/loss_g", "train/d_real", "train/d_fake"}
+    assert set(module.run.latest) == {"train/loss_d", "train/loss_g", "train/d_real",
+                                      "train/d_fake"}
 
 
 def test_invalid_arguments():
@@ -220,13 +221,14 @@ def test_scalars_are_logged_at_generator_steps(tmp_path):
     L.Trainer(max_epochs=1, logger=logger, enable_checkpointing=False, enable_progress_bar=False,
               enable_model_summary=False, default_root_dir=tmp_path).fit(module, loader(n=64))
     # 8 batches, n_critic 2 -> 4 G steps; logged every 2nd: at G steps 2 and 4
-    assert module.g_step == 4 and module.latest_step == 4
+    assert module.g_step == 4 and module.run.latest_step == 4
     with open(tmp_path / "csv" / "metrics.csv") as f:
         rows = list(csv.DictReader(f))
     steps = sorted({int(r["step"]) for r in rows if r.get("train/loss_d")})
     assert steps == [2, 4]
     assert {float(r["train/g_step"]) for r in rows if r.get("train/loss_d")} == {2.0, 4.0}
-    assert 0 <= module.latest["train/d_real"] <= 1 and 0 <= module.latest["train/d_fake"] <= 1
+    latest = module.run.latest
+    assert 0 <= latest["train/d_real"] <= 1 and 0 <= latest["train/d_fake"] <= 1
 
 
 def test_joint_discriminator_pass_matches_separate_passes():

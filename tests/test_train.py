@@ -122,10 +122,9 @@ def test_missing_data_offline_fails_fast(tmp_path):
 
 
 def test_sweep_with_many_overrides_runs(tiny_data, tmp_path):
-    """A sweep with a dozen overrides must run. conf/hydra/default.yaml names each job folder
-    ``${hydra.job.num}_${hydra.job.override_dirname}``, all overrides joined into ONE path
-    component, which passes the file system's 255-byte name limit here: Hydra dies with
-    ``OSError: [Errno 36] File name too long`` before any job starts."""
+    """A sweep with a dozen overrides runs: the job folders are named after the overrides, and
+    a name past the file system's 255-byte limit is shortened (``short_name``), not refused
+    with ``OSError: [Errno 36] File name too long``."""
     extra = ["+trainer.limit_train_batches=1", "callbacks.health.patience=5",
              "callbacks.health.eps=0.02", "callbacks.samples.every_n_epochs=1",
              "optimizer.d.lr=0.05", "optimizer.g.lr=0.05"]
@@ -347,7 +346,7 @@ def test_a_signal_checkpoints_flushes_and_resumes(sig, tiny_data, tmp_path):
 def test_nan_before_the_first_log_point_ends_the_run_diverged(tiny_data, tmp_path):
     """A learning rate that blows the critic up within a few steps, in a run shorter than one
     log interval: the health monitor never sees a log point, yet the epoch's end must not hand
-    NaN to the metrics (LAPACK crashed the process), the sample grid or last.ckpt."""
+    NaN to the metrics (a NaN covariance crashes LAPACK), the sample grid or last.ckpt."""
     proc = run_train([*FAST, "trainer.log_every_n_steps=50", "loss=lsgan", "optimizer.lr=1000",
                       "trainer.max_steps=20"], tiny_data, tmp_path, check=False)
     assert proc.returncode == 0, proc.stderr[-3000:]

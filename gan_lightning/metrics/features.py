@@ -22,6 +22,7 @@ import logging
 import math
 import os
 import time
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -30,10 +31,13 @@ import torch.nn.functional as F
 from filelock import FileLock
 from torch import nn
 
-from gan_lightning.data import load_images, to_unit_range
 from gan_lightning.errors import SetupError
 
 log = logging.getLogger(__name__)
+
+#: what a classifier trains on, loaded only when it is not cached: ``() -> (train images,
+#: train labels, test images, test labels)``, images in [-1, 1] ``(N, C, H, W)``
+LabelledSplits = Callable[[], tuple[torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor]]
 
 
 class IdentityFeatures(nn.Module):
@@ -84,14 +88,10 @@ CLASSIFIER_DEFAULTS: dict[str, Any] = {
 }
 
 
-def _train_classifier(name: str, data_dir: str, source: str, settings: dict[str, Any],
-                      img_shape: list[int], num_classes: int) -> tuple[dict, float]:
+def _train_classifier(data: LabelledSplits, settings: dict[str, Any], img_shape: list[int],
+                      num_classes: int) -> tuple[dict, float]:
     """Train deterministically on the training split; return ``(state_dict, test accuracy)``."""
-    src = "bundled" if source == "bundled-5k" else "torchvision"
-    images, labels, _ = load_images(name, data_dir, train=True, download=False, source=src)
-    test_images, test_labels, _ = load_images(name, data_dir, train=False, download=False,
-                                              source=src)
-    x, x_test = to_unit_range(images), to_unit_range(test_images)
+    x, labels, x_test, test_labels = data()
     generator = torch.Generator().manual_seed(settings["seed"])
     deterministic = torch.are_deterministic_algorithms_enabled()
     torch.use_deterministic_algorithms(True)
@@ -144,9 +144,9 @@ class ClassifierFeatures(nn.Module):
     by atomic rename, so exactly one process trains and all others load the same weights.
     """
 
-    def __init__(self, dataset: str, data_dir: str, source: str = "full",
-                 img_shape: list[int] | None = None, num_classes: int = 10,
-                 cache_dir: str | None = None, **settings: Any) -> None:
+    def __init__(self, dataset: str, data: LabelledSplits, cache_dir: str | Path,
+                 source: str = "full", img_shape: list[int] | None = None,
+                 num_classes: int = 10, **settings: Any) -> None:
         super().__init__()
         self.settings = {**CLASSIFIER_DEFAULTS, **settings}
         img_shape = list(img_shape or [1, 28, 28])
@@ -154,7 +154,7 @@ class ClassifierFeatures(nn.Module):
             json.dumps({**self.settings, "img_shape": img_shape, "classes": num_classes},
                        sort_keys=True).encode()
         ).hexdigest()[:12]
-        cache = Path(cache_dir) if cache_dir else default_cache_dir(data_dir)
+        cache = Path(cache_dir)
         cache.mkdir(parents=True, exist_ok=True)
         self.path = cache / f"classifier-{dataset}-{source}-{digest}.pt"
         with FileLock(str(self.path) + ".lock"):
@@ -162,8 +162,8 @@ class ClassifierFeatures(nn.Module):
                 log.info("training the %s feature classifier (once; cached at %s)", dataset,
                          self.path)
                 start = time.perf_counter()
-                state, accuracy = _train_classifier(dataset, data_dir, source, self.settings,
-                                                    img_shape, num_classes)
+                state, accuracy = _train_classifier(data, self.settings, img_shape,
+                                                    num_classes)
                 tmp = self.path.with_suffix(f".tmp{os.getpid()}")
                 torch.save({"state_dict": state, "test_accuracy": accuracy,
                             "settings": self.settings, "train_time_s":
@@ -259,20 +259,20 @@ def choose_feature(feature: str, img_shape: list[int], num_classes: int | None) 
     return "classifier" if num_classes else "inception"
 
 
-def build_extractor(feature: str, *, dataset: str, data_dir: str, source: str,
-                    img_shape: list[int], num_classes: int | None,
+def build_extractor(feature: str, *, dataset: str, source: str, img_shape: list[int],
+                    num_classes: int | None, cache_dir: str | Path,
+                    labelled_data: LabelledSplits | None = None,
                     weights_path: str | None = None, antialias: bool = True,
-                    classifier: dict[str, Any] | None = None,
-                    cache_dir: str | None = None) -> nn.Module:
+                    classifier: dict[str, Any] | None = None) -> nn.Module:
     """The extractor named ``feature`` (``classifier``, ``inception``, ``identity``, or ``auto``:
-    see ``choose_feature``)."""
+    see ``choose_feature``). The classifier trains on ``labelled_data`` (when not cached)."""
     feature = choose_feature(feature, img_shape, num_classes)
     if feature == "classifier":
-        if not num_classes:
+        if not num_classes or labelled_data is None:
             raise ValueError(f"feature=classifier needs a labelled dataset; '{dataset}' has no "
                              f"classes (use feature=identity)")
-        return ClassifierFeatures(dataset, data_dir, source, img_shape, num_classes,
-                                  cache_dir=cache_dir, **(classifier or {}))
+        return ClassifierFeatures(dataset, labelled_data, cache_dir, source, img_shape,
+                                  num_classes, **(classifier or {}))
     if feature == "inception":
         return InceptionFeatures(weights_path, antialias)
     if feature == "identity":

@@ -9,6 +9,7 @@ import statistics
 from collections import Counter
 from pathlib import Path
 
+from gan_lightning.record import RECORD_FILE, Status
 from gan_lightning.report.document import (
     Block,
     Heading,
@@ -91,13 +92,14 @@ def problems(runs: list[Run]) -> Table:
     """Runs not ``ok`` and the first sentence of why (the whole text is in their metrics.json)."""
     rows = []
     for run in runs:
-        if run.status == "ok":
+        if run.status == Status.OK:
             continue
         why = run.record.get("message") or run.record.get("error") or {
-            "incomplete": "no metrics.json: still running, or killed before the end",
-            "unreadable": "metrics.json could not be parsed",
+            Status.INCOMPLETE: f"no {RECORD_FILE}: still running, or killed before the end",
+            Status.UNREADABLE: f"{RECORD_FILE} could not be parsed",
         }.get(run.status, "")
-        why = " ".join(str(why).split()).split(": ", 1)[-1] if run.status == "failed" else why
+        why = (" ".join(str(why).split()).split(": ", 1)[-1] if run.status == Status.FAILED
+               else why)
         first = " ".join(str(why).split()).split(". ")[0]
         rows.append([run.job, run.status, first[:240]])
     return Table(["run", "status", "why"], rows)

@@ -9,6 +9,7 @@ from typing import Any
 from hydra.experimental.callback import Callback
 from omegaconf import DictConfig
 
+from gan_lightning.record import Status
 from gan_lightning.report.build import build_report
 from gan_lightning.report.runs import load_sweep
 
@@ -30,7 +31,7 @@ class SweepReport(Callback):
         sweep_dir = Path(config.hydra.sweep.dir)
         try:
             runs = load_sweep(sweep_dir)
-            bad = [r for r in runs if r.status != "ok"]
+            bad = [r for r in runs if r.status != Status.OK]
             log.info("sweep %s: %d runs, %d ok", sweep_dir, len(runs), len(runs) - len(bad))
             for run in bad:
                 log.warning("  %s: %s", run.name, run.status)

@@ -9,7 +9,7 @@ import re
 from dataclasses import dataclass
 from pathlib import Path
 
-from gan_lightning.report.runs import STATUSES
+from gan_lightning.record import Status
 
 
 @dataclass
@@ -91,14 +91,17 @@ def data_uri(path: Path) -> str:
     return "data:image/png;base64," + base64.b64encode(path.read_bytes()).decode()
 
 
+STATUSES = {s.value for s in Status}
+
+
 def to_html(blocks: list[Block], title: str) -> str:
     esc = html.escape
 
     def cell(text: str, tag: str = "td") -> str:
         klass = ""
-        if tag == "td" and text != "ok" and text.split(" ")[0] in STATUSES:
+        if tag == "td" and text != Status.OK and text.split(" ")[0] in STATUSES:
             klass = ' class="status-bad"'
-        elif tag == "td" and text == "ok":
+        elif tag == "td" and text == Status.OK:
             klass = ' class="status-ok"'
         elif tag == "td" and NUMBER.fullmatch(text):
             klass = ' class="num"'

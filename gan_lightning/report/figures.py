@@ -17,6 +17,7 @@ matplotlib.use("Agg")
 import matplotlib.pyplot as plt  # noqa: E402
 import numpy as np  # noqa: E402
 
+from gan_lightning.record import Tag  # noqa: E402
 from gan_lightning.report.runs import Run, axis_values  # noqa: E402
 
 Series = Callable[[Run], tuple[Sequence[float], Sequence[float]]]
@@ -138,8 +139,8 @@ def curve(tag: str) -> Series:
 
 
 def loss_figure(path: Path, runs: list[Run], axes: list[str], axis: str | None) -> Path | None:
-    rows = [("D loss", curve("train/loss_d"), True, False),
-            ("G loss", curve("train/loss_g"), True, False)]
+    rows = [("D loss", curve(Tag.LOSS_D), True, False),
+            ("G loss", curve(Tag.LOSS_G), True, False)]
     by = f" by {axis}" if axis else ""
     return overlay(path, runs, axes, axis, rows, "generator step",
                    f"Losses{by}\n(mean over seeds, shaded min-max; running mean)")

@@ -6,7 +6,6 @@ Nothing here trusts a run to have finished: a folder without ``metrics.json`` is
 
 from __future__ import annotations
 
-import json
 import re
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -14,10 +13,7 @@ from typing import Any
 
 import yaml
 
-# what metrics.json says, plus what the report infers for folders without a readable one
-STATUSES = ("ok", "collapsed", "diverged", "interrupted", "failed", "killed", "incomplete",
-            "unreadable")
-CURVE_TAGS = ("train/loss_d", "train/loss_g", "train/d_real", "train/d_fake")
+from gan_lightning.record import RECORD_FILE, Status, Tag, figure, history, read_record
 
 
 @dataclass
@@ -26,7 +22,7 @@ class Run:
 
     path: Path
     overrides: dict[str, str]
-    status: str
+    status: Status
     record: dict[str, Any] = field(default_factory=dict)
     curves: dict[str, tuple[list[int], list[float]]] = field(default_factory=dict)
 
@@ -46,23 +42,10 @@ class Run:
 
     def figure(self, key: str) -> float | None:
         """A number of the run by report column name (``None`` where the run has none)."""
-        r = self.record
-        value = {
-            "fid": (r.get("fid") or {}).get("final"),
-            "best_fid": (r.get("fid") or {}).get("best"),
-            "best_epoch": (r.get("fid") or {}).get("best_epoch"),
-            "is": (r.get("is") or {}).get("final"),
-            "loss_d": (r.get("final") or {}).get("loss_d"),
-            "loss_g": (r.get("final") or {}).get("loss_g"),
-            "epochs": r.get("epochs"),
-            "wall_time_s": r.get("wall_time_s"),
-            "steps_per_s": r.get("g_steps_per_s"),
-        }[key]
-        return value if isinstance(value, int | float) else None
+        return figure(self.record, key)
 
     def fid_history(self) -> tuple[list[int], list[float]]:
-        history = [h for h in self.record.get("metrics_history") or [] if "fid" in h]
-        return [h["epoch"] for h in history], [h["fid"] for h in history]
+        return history(self.record, "fid")
 
 
 def job_order(path: Path) -> tuple[int, str]:
@@ -73,7 +56,7 @@ def job_order(path: Path) -> tuple[int, str]:
 
 def find_runs(sweep_dir: Path) -> list[Path]:
     """Job folders of a sweep: those holding ``metrics.json`` or Hydra's ``.hydra`` record."""
-    found = {p.parent for p in sweep_dir.glob("*/metrics.json")}
+    found = {p.parent for p in sweep_dir.glob(f"*/{RECORD_FILE}")}
     found |= {p.parent for p in sweep_dir.glob("*/.hydra") if p.is_dir()}
     return sorted(found, key=job_order)
 
@@ -101,7 +84,7 @@ def read_curves(path: Path) -> dict[str, tuple[list[int], list[float]]]:
             # images are the bulk of an event file and the report reads samples.png instead
             events = EventAccumulator(str(event_dir), size_guidance={"scalars": 0, "images": 1})
             events.Reload()
-            tags = [t for t in CURVE_TAGS if t in events.Tags()["scalars"]]
+            tags = [t for t in Tag.CURVES if t in events.Tags()["scalars"]]
             for tag in tags:
                 for event in events.Scalars(tag):
                     curves.setdefault(tag, {})[event.step] = event.value
@@ -112,15 +95,7 @@ def read_curves(path: Path) -> dict[str, tuple[list[int], list[float]]]:
 
 
 def load_run(path: Path) -> Run:
-    record: dict[str, Any] = {}
-    status = "incomplete"
-    metrics = path / "metrics.json"
-    if metrics.is_file():
-        try:
-            record = json.loads(metrics.read_text())
-            status = str(record.get("status", "incomplete"))
-        except (OSError, ValueError):
-            status = "unreadable"
+    status, record = read_record(path)
     return Run(path, read_overrides(path, record), status, record, read_curves(path))
 
 

@@ -1,19 +1,13 @@
-"""``Evaluator``: FID, IS and precision/recall of the generator, every few epochs.
+"""``Evaluator``: samples the generator every few epochs and scores the samples
+(``metrics.SampleQuality``).
 
 Protocol: ``num_real`` images of the dataset's test split are the reference (their features
 are computed once per run); fake samples are drawn in eval mode, in batches, from a latent
 sequence seeded by the run's seed (the same latents at every evaluation, so the curve is not
-noisy from resampling, and the training RNG is left untouched). One extractor (``fid.feature``)
-serves all three metrics and runs once per batch: FID reads its features, IS its logits,
-precision/recall the first ``num_fake`` / ``num_real`` features. Statistics are accumulated
-in float64 by torchmetrics. Results go to the loggers as ``val/fid``, ``val/is``,
-``val/precision`` and ``val/recall`` against the generator step, to ``metrics.json`` (final,
-best and its epoch, history, protocol), and the lowest FID's weights to ``<run>/best.ckpt``.
-
-Under DDP the work is shared: each rank generates and extracts a contiguous block of the
-samples (and of the reference images), the FID and IS states are summed / gathered across
-ranks by torchmetrics, and precision/recall gathers the features. The figures are those one
-process would compute from the same samples, up to the order of floating-point sums.
+noisy from resampling, and the training RNG is left untouched). Results go to the loggers as
+``val/fid``, ``val/is``, ``val/precision`` and ``val/recall`` against the generator step, to
+``metrics.json`` (final, best and its epoch, history, protocol), and the lowest FID's weights
+to ``<run>/best.ckpt``. Under DDP each rank generates a contiguous block of the samples.
 """
 
 from __future__ import annotations
@@ -27,12 +21,12 @@ from typing import Any
 
 import lightning as L
 import torch
-from torchmetrics.image.fid import FrechetInceptionDistance
-from torchmetrics.image.inception import InceptionScore
 
-from gan_lightning.distributed import block, gather
-from gan_lightning.metrics.features import IdentityFeatures, build_extractor, choose_feature
-from gan_lightning.metrics.precision_recall import knn_radii, precision_recall
+from gan_lightning.metrics.features import build_extractor, choose_feature, default_cache_dir
+from gan_lightning.metrics.quality import SampleQuality
+from gan_lightning.module import GANModule
+from gan_lightning.ranks import block
+from gan_lightning.record import QUALITY_METRICS, Tag
 
 log = logging.getLogger(__name__)
 
@@ -112,58 +106,48 @@ class Evaluator(L.Callback):
         self.best: dict[str, float] | None = None
         self.eval_time_s = 0.0  # evaluations only
         self.setup_time_s = 0.0  # extractor (incl. a first-time classifier training), real stats
-        self.extractor: torch.nn.Module | None = None
+        self.quality: SampleQuality | None = None
+
+    @property
+    def extractor(self) -> torch.nn.Module | None:
+        return self.quality.extractor if self.quality else None
 
     # -- set-up: extractor and real statistics, once per run ----------------------------
-    def setup(self, trainer: L.Trainer, pl_module: L.LightningModule, stage: str) -> None:
-        if self.extractor is not None:
+    def setup(self, trainer: L.Trainer, pl_module: GANModule, stage: str) -> None:
+        if self.quality is not None:
             return
         # torchmetrics may draw dummy inputs: keep the run's RNG as if metrics were off
         with torch.random.fork_rng():
             self._setup(trainer, pl_module)
 
-    def _setup(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
+    def _setup(self, trainer: L.Trainer, pl_module: GANModule) -> None:
         dm = trainer.datamodule
         start = time.perf_counter()
         self.feature = choose_feature(self.feature, list(dm.img_shape), dm.num_classes)
-        self.extractor = build_extractor(
-            self.feature, dataset=dm.name, data_dir=dm.data_dir, source=dm.source_used,
-            img_shape=list(dm.img_shape), num_classes=dm.num_classes,
+        extractor = build_extractor(
+            self.feature, dataset=dm.name, source=dm.source_used, img_shape=list(dm.img_shape),
+            num_classes=dm.num_classes,
+            cache_dir=self.cache_dir or default_cache_dir(dm.data_dir),
+            labelled_data=getattr(dm, "labelled_splits", None),
             weights_path=self.weights_path, antialias=self.antialias,
-            classifier=self.classifier, cache_dir=self.cache_dir,
-        ).to(pl_module.device)
-        # The extractor runs once per batch (``_extract``); the metrics receive its outputs.
-        self.fid = FrechetInceptionDistance(
-            IdentityFeatures(self.extractor.num_features), reset_real_features=False
-        ).to(pl_module.device)
-        self.inception = None
-        if not hasattr(self.extractor, "features_and_logits"):
+            classifier=self.classifier,
+        )
+        if not hasattr(extractor, "features_and_logits"):
             self.schedules["is"].enabled = False  # no class logits (feature=identity)
-        if self.schedules["is"].enabled:
-            self.inception = InceptionScore(torch.nn.Identity()).to(pl_module.device)
-        num_real = max(s.num_real for s in self.schedules.values() if s.enabled)
+        on = {k: s for k, s in self.schedules.items() if s.enabled}
+        self.quality = SampleQuality(
+            extractor, num_real={k: s.num_real for k, s in on.items()},
+            num_fake={k: s.num_fake for k, s in on.items()}, k=self.pr_k,
+            batch_size=self.batch_size, seed=self.seed, device=pl_module.device)
+        num_real = max((s.num_real for s in on.values()), default=0)
         real = dm.reference_images(num_real)
         if len(real) < num_real:
             log.warning("metrics: only %d reference images (num_real=%d)", len(real), num_real)
-        mine = block(len(real))  # under DDP, this rank's share
-        with torch.no_grad():
-            features = torch.cat([self._extract(b.to(pl_module.device))[0]
-                                  for b in real[mine.start:mine.stop].split(self.batch_size)])
-        self.fid.update(first(features, mine.start, self.schedules["fid"].num_real), real=True)
-        features = gather(features)
-        self.real_pr = features[: self.schedules["precision_recall"].num_real].float()
-        if self.schedules["precision_recall"].enabled:
-            self.real_radii = knn_radii(self.real_pr, self.pr_k)
+        self.quality.set_reference(real)
         self.setup_time_s = time.perf_counter() - start
 
-    def _extract(self, images: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor | None]:
-        """``(features, logits or None)`` of a batch, from one pass of the extractor."""
-        if hasattr(self.extractor, "features_and_logits"):
-            return self.extractor.features_and_logits(images)
-        return self.extractor(images), None
-
     # -- evaluation ---------------------------------------------------------------------
-    def sample(self, pl_module: L.LightningModule, n: int) -> tuple[torch.Tensor, int]:
+    def sample(self, pl_module: GANModule, n: int) -> tuple[torch.Tensor, int]:
         """Generator samples in eval mode, from ``n`` latents seeded by ``seed``.
 
         Returns ``(samples, offset)``: all ``n`` and 0 in one process; under DDP this rank's
@@ -185,45 +169,16 @@ class Evaluator(L.Callback):
         return torch.cat(chunks), mine.start * self.batch_size
 
     @torch.no_grad()
-    def evaluate(self, pl_module: L.LightningModule,
-                 metrics: set[str] | None = None) -> dict[str, float]:
+    def evaluate(self, pl_module: GANModule, metrics: set[str] | None = None) -> dict[str, float]:
         """The given metrics (default: all enabled) of the current generator.
 
         Metric states are reset afterwards; the real statistics are kept.
         """
         metrics = metrics or {k for k, s in self.schedules.items() if s.enabled}
-        n = max(self.schedules[k].num_fake for k in metrics)
-        samples, offset = self.sample(pl_module, n)
-        features, logits = [], []
-        for batch in samples.split(self.batch_size):
-            f, lg = self._extract(batch)
-            features.append(f)
-            logits.append(lg)
-        features = torch.cat(features)
-        if not bool(gather(features.isfinite().all().reshape(1)).all()):
-            # a NaN covariance crashes LAPACK (MKL's DGEBAL, then a segfault): report instead
-            log.warning("metrics: the generator's samples give non-finite features; %s "
-                        "reported as NaN", ", ".join(sorted(metrics)))
-            names = {"precision_recall": ("precision", "recall")}
-            return {name: float("nan") for k in sorted(metrics) for name in names.get(k, (k,))}
-        results: dict[str, float] = {}
-        if "fid" in metrics:
-            self.fid.update(first(features, offset, self.schedules["fid"].num_fake), real=False)
-            results["fid"] = float(self.fid.compute())  # under DDP: states summed over ranks
-            self.fid.reset()  # keeps the real statistics (reset_real_features=False)
-        if "is" in metrics and self.inception is not None:
-            self.inception.update(first(torch.cat(logits), offset, self.schedules["is"].num_fake))
-            with torch.random.fork_rng():  # IS shuffles with the global RNG: keep training's
-                torch.manual_seed(self.seed)
-                results["is"] = float(self.inception.compute()[0])
-            self.inception.reset()
-        if "precision_recall" in metrics:
-            fake = gather(features)[: self.schedules["precision_recall"].num_fake].float()
-            results["precision"], results["recall"] = precision_recall(
-                self.real_pr, fake, self.pr_k, self.real_radii)
-        return results
+        samples, offset = self.sample(pl_module, max(self.schedules[k].num_fake for k in metrics))
+        return self.quality.score(samples, offset, metrics)
 
-    def on_train_epoch_end(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
+    def on_train_epoch_end(self, trainer: L.Trainer, pl_module: GANModule) -> None:
         epoch = trainer.current_epoch + 1  # epochs completed
         last = epoch >= (trainer.max_epochs or 0) or trainer.should_stop
         due = {k for k, s in self.schedules.items() if s.due(epoch, last)}
@@ -232,7 +187,8 @@ class Evaluator(L.Callback):
         start = time.perf_counter()
         results = self.evaluate(pl_module, due)
         self.eval_time_s += time.perf_counter() - start
-        pl_module.log_scalars({f"val/{k}": v for k, v in results.items()})
+        pl_module.run.log(trainer.loggers, {Tag.val(k): v for k, v in results.items()},
+                          pl_module.g_step, trainer.current_epoch)
         self.history.append({"epoch": epoch, "g_step": pl_module.g_step, **results})
         log.info("epoch %d: %s", epoch, ", ".join(f"{k} {v:.4g}" for k, v in results.items()))
         fid = results.get("fid", math.nan)
@@ -259,7 +215,7 @@ class Evaluator(L.Callback):
         out: dict[str, Any] = {"metrics_protocol": protocol, "eval_time_s": self.eval_time_s,
                                "eval_setup_time_s": self.setup_time_s,
                                "metrics_history": self.history}
-        for key in ("fid", "is", "precision", "recall"):
+        for key in QUALITY_METRICS:
             values = [h[key] for h in self.history if key in h]
             if values:
                 out[key] = {"final": values[-1]}
@@ -277,8 +233,3 @@ class Evaluator(L.Callback):
         self.history = list(state_dict.get("history", []))
         self.best = state_dict.get("best")
         self.eval_time_s = float(state_dict.get("eval_time_s", 0.0))
-
-
-def first(rows: torch.Tensor, offset: int, limit: int) -> torch.Tensor:
-    """The ``rows`` (whose first has global index ``offset``) among the first ``limit``."""
-    return rows[: max(0, limit - offset)]

@@ -1,0 +1,85 @@
+"""Pictures of the generator: a grid of its samples for the fixed latents, or a scatter of
+points for 2-D data, each epoch."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import lightning as L
+import numpy as np
+import torch
+import torchvision
+from lightning.pytorch.loggers import TensorBoardLogger
+
+from gan_lightning.module import GANModule
+
+
+def sample_grid(images: torch.Tensor, nrow: int = 8) -> torch.Tensor:
+    """``(B, C, H, W)`` images in [-1, 1] -> one ``(3, H', W')`` grid in [0, 1]."""
+    return torchvision.utils.make_grid(
+        images.detach().float().cpu().clamp(-1, 1), nrow=nrow, normalize=True, value_range=(-1, 1)
+    )
+
+
+def scatter_plot(real: torch.Tensor, fake: torch.Tensor, title: str = "") -> torch.Tensor:
+    """2-D points, real vs generated, as a ``(3, H, W)`` image in [0, 1]."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    fig, ax = plt.subplots(figsize=(4.5, 4.5), dpi=80)
+    ax.scatter(*real.cpu().T, s=6, alpha=0.5, label="real", color="C0")
+    ax.scatter(*fake.cpu().T, s=6, alpha=0.5, label="generated", color="C1")
+    ax.legend(loc="upper left")
+    ax.set_title(title)
+    ax.grid(alpha=0.3)
+    fig.tight_layout()
+    fig.canvas.draw()
+    rgb = torch.from_numpy(np.asarray(fig.canvas.buffer_rgba())[..., :3].copy())
+    plt.close(fig)
+    return rgb.permute(2, 0, 1).float() / 255
+
+
+class SampleGrid(L.Callback):
+    """Each epoch: a grid of the generator's images for the module's fixed latent batch.
+
+    Logged to TensorBoard as ``samples/fixed_noise`` (step = generator step), so the progress
+    from noise to digits can be scrubbed through, and written to ``<run>/samples.png``
+    (overwritten each epoch, so it always shows the latest; the final grid at the end).
+    Conditional models show one row per class. For 2-D point data (``dataset=gaussian2d``) the
+    picture is a scatter of ``num_points`` real vs generated points instead.
+    """
+
+    num_points = 500
+
+    def __init__(self, out_dir: str, every_n_epochs: int = 1, nrow: int = 8,
+                 filename: str = "samples.png") -> None:
+        self.out_dir = Path(out_dir)
+        self.every_n_epochs = every_n_epochs
+        self.nrow = nrow
+        self.filename = filename
+
+    def draw(self, pl_module: GANModule, real: torch.Tensor | None = None) -> torch.Tensor:
+        samples = pl_module.fixed_samples()
+        if samples.ndim != 2:
+            return sample_grid(samples, self.nrow)
+        # points: the fixed batch is too small to show a distribution; draw a seeded one
+        rng = torch.Generator().manual_seed(0)
+        z = torch.randn(self.num_points, pl_module.z_dim, generator=rng).to(pl_module.device)
+        with pl_module.sampling():
+            fake = pl_module(z)
+        real = real[: self.num_points] if real is not None else fake[:0]
+        return scatter_plot(real, fake, f"generator step {pl_module.g_step}")
+
+    def on_train_epoch_end(self, trainer: L.Trainer, pl_module: GANModule) -> None:
+        if (trainer.current_epoch + 1) % self.every_n_epochs and not trainer.should_stop:
+            return
+        if not pl_module.check_finite() or not trainer.is_global_zero:
+            return
+        grid = self.draw(pl_module, getattr(trainer.datamodule, "images", None))
+        for logger in trainer.loggers:
+            if isinstance(logger, TensorBoardLogger):
+                logger.experiment.add_image("samples/fixed_noise", grid, pl_module.g_step)
+        self.out_dir.mkdir(parents=True, exist_ok=True)
+        torchvision.utils.save_image(grid, self.out_dir / self.filename)

@@ -1,0 +1,128 @@
+"""``SampleQuality``: FID, IS and precision/recall of generated images against reference images.
+
+Images in, numbers out. One extractor serves all three metrics and runs once per batch: FID
+reads its features, IS its logits, precision/recall the first ``num_fake`` / ``num_real``
+features. The reference's features are computed once (``set_reference``) and kept;
+``score`` resets the metric states after each call. Statistics are accumulated in float64
+by torchmetrics.
+
+Under DDP each rank passes its own block of the samples (and of the reference images, which
+``set_reference`` picks itself): torchmetrics sums the FID and IS states across ranks and
+precision/recall gathers the features, so the figures are those one process would compute
+from the same samples, up to the order of floating-point sums.
+"""
+
+from __future__ import annotations
+
+import logging
+
+import torch
+from torch import nn
+from torchmetrics.image.fid import FrechetInceptionDistance
+from torchmetrics.image.inception import InceptionScore
+
+from gan_lightning.metrics.features import IdentityFeatures
+from gan_lightning.metrics.precision_recall import knn_radii, precision_recall
+from gan_lightning.ranks import block, gather
+
+log = logging.getLogger(__name__)
+
+#: the metrics this class computes, and the figures each gives
+METRICS = {"fid": ("fid",), "is": ("is",), "precision_recall": ("precision", "recall")}
+
+
+class SampleQuality:
+    """FID, IS and precision/recall on one feature extractor.
+
+    Args:
+        extractor: images ``(B, ...)`` -> features ``(B, F)``; one with a
+            ``features_and_logits`` method also gives class logits (for IS).
+        num_real: reference images per metric (``{"fid": 10000, ...}``), for the metrics on.
+        num_fake: samples per metric, likewise.
+        k: precision/recall's neighbourhood size.
+        batch_size: the extractor's batch size.
+        seed: seeds IS's split shuffle (drawn from a forked RNG; the caller's is untouched).
+        device: where the extractor runs and the statistics are kept.
+    """
+
+    def __init__(self, extractor: nn.Module, num_real: dict[str, int],
+                 num_fake: dict[str, int], k: int = 3, batch_size: int = 1000,
+                 seed: int = 0, device: torch.device | str = "cpu") -> None:
+        unknown = set(num_real) - set(METRICS)
+        if unknown:
+            raise ValueError(f"unknown metrics {sorted(unknown)}; choose from {sorted(METRICS)}")
+        self.extractor = extractor.to(device)
+        self.num_real, self.num_fake = dict(num_real), dict(num_fake)
+        self.k, self.batch_size, self.seed = k, batch_size, seed
+        self.has_logits = hasattr(extractor, "features_and_logits")
+        # The extractor runs once per batch (``extract``); the metrics receive its outputs.
+        self.fid = FrechetInceptionDistance(
+            IdentityFeatures(extractor.num_features), reset_real_features=False).to(device)
+        self.inception = (InceptionScore(nn.Identity()).to(device)
+                          if self.has_logits and "is" in num_fake else None)
+        self.real_pr: torch.Tensor | None = None
+        self.real_radii: torch.Tensor | None = None
+
+    @property
+    def metrics(self) -> set[str]:
+        """The metrics this extractor can compute among those asked for (IS needs logits)."""
+        return {m for m in self.num_fake if m != "is" or self.has_logits}
+
+    def extract(self, images: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor | None]:
+        """``(features, logits or None)`` of a batch, from one pass of the extractor."""
+        if self.has_logits:
+            return self.extractor.features_and_logits(images)
+        return self.extractor(images), None
+
+    @torch.no_grad()
+    def set_reference(self, real: torch.Tensor) -> None:
+        """The reference images (every rank passes them all; each extracts its block)."""
+        mine = block(len(real))
+        device = self.fid.device
+        features = torch.cat([self.extract(b.to(device))[0]
+                              for b in real[mine.start:mine.stop].split(self.batch_size)])
+        self.fid.update(first(features, mine.start, self.num_real.get("fid", len(real))),
+                        real=True)
+        features = gather(features)
+        if "precision_recall" in self.num_real:
+            self.real_pr = features[: self.num_real["precision_recall"]].float()
+            self.real_radii = knn_radii(self.real_pr, self.k)
+
+    @torch.no_grad()
+    def score(self, samples: torch.Tensor, offset: int = 0,
+              metrics: set[str] | None = None) -> dict[str, float]:
+        """The given metrics (default: all) of ``samples``, whose first row is sample number
+        ``offset`` of the whole set (under DDP, this rank's block of it)."""
+        metrics = set(metrics or self.metrics) & self.metrics
+        features, logits = [], []
+        for batch in samples.split(self.batch_size):
+            f, lg = self.extract(batch)
+            features.append(f)
+            logits.append(lg)
+        features = torch.cat(features)
+        if not bool(gather(features.isfinite().all().reshape(1)).all()):
+            # a NaN covariance crashes LAPACK (MKL's DGEBAL, then a segfault): report instead
+            log.warning("metrics: the generator's samples give non-finite features; %s "
+                        "reported as NaN", ", ".join(sorted(metrics)))
+            return {name: float("nan") for m in sorted(metrics) for name in METRICS[m]}
+        results: dict[str, float] = {}
+        if "fid" in metrics:
+            self.fid.update(first(features, offset, self.num_fake["fid"]), real=False)
+            results["fid"] = float(self.fid.compute())  # under DDP: states summed over ranks
+            self.fid.reset()  # keeps the real statistics (reset_real_features=False)
+        if "is" in metrics and self.inception is not None:
+            self.inception.update(first(torch.cat(logits), offset, self.num_fake["is"]))
+            with torch.random.fork_rng():  # IS shuffles with the global RNG
+                torch.manual_seed(self.seed)
+                results["is"] = float(self.inception.compute()[0])
+            self.inception.reset()
+        if "precision_recall" in metrics:
+            fake = gather(features)[: self.num_fake["precision_recall"]].float()
+            results["precision"], results["recall"] = precision_recall(
+                self.real_pr, fake, self.k, self.real_radii)
+        return results
+
+
+def first(rows: torch.Tensor, offset: int, limit: int) -> torch.Tensor:
+    """The ``rows`` (whose first has global index ``offset``) among the first ``limit``."""
+    return rows[: max(0, limit - offset)]

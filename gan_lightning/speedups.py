@@ -1,0 +1,213 @@
+"""Every place this project reaches into Lightning's private names for speed, in one module.
+
+Each speed-up below cuts what Lightning does around every training step of a small GAN
+(hook dispatch, profiler contexts, attribute bookkeeping), never what the step computes: the
+weights are bit-identical with ``fast=true`` (the default: all on) and ``fast=false`` (all
+off); ``tests/test_speedups.py`` checks it. Each first checks that the names it relies on are
+there; when a Lightning release has changed them, the run goes on without that speed-up and
+says so in one warning. ``metrics.json`` lists those that were on (``speedups``). What each
+saves is measured by ``python benchmarks/speedups.py`` (figures in ``benchmarks/README.md``).
+
+- ``hook_name``: Lightning sets ``LightningModule._current_fx_name`` around every hook call
+  (~50 a step) and ``nn.Module.__setattr__`` checks each for parameters and submodules; the
+  module stores the plain string directly instead (``FastHookName``).
+- ``profiler``: with no profiler chosen, Lightning's ``PassThroughProfiler`` builds a
+  generator-based context manager for each of ~90 ``profile()`` calls a step;
+  ``NullProfiler`` hands out one reusable ``nullcontext``.
+- ``callback_hooks``: Lightning's ``_call_callback_hooks`` calls every hook of every callback,
+  formatting a profiler label (``ModelCheckpoint``'s from its arguments) for each; with a
+  no-op profiler it calls only the callbacks that override the hook, from a table built once
+  (which also makes caching ``ModelCheckpoint.state_key`` unnecessary).
+- ``direct_updates``: in full precision on one device, with nothing on the backward and
+  optimizer-step hooks, ``GANModule.update`` calls ``backward`` and the optimizer's ``step``
+  itself (``direct_step``) instead of ``manual_backward`` and ``LightningOptimizer.step``.
+
+Not here, and why: the DDP launcher subclass in ``distributed.py`` is how a Hydra job starts
+its ranks, not a speed-up (no public API does it); ``metrics/features.py`` calls
+torchmetrics' ``_torch_fidelity_forward`` to get Inception's features and logits from one
+pass, and falls back to features only (no IS) with a warning where that name is gone, since
+the metrics import nothing of the training side.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import inspect
+import logging
+import warnings
+from collections.abc import Collection
+from typing import Any
+
+import torch
+
+log = logging.getLogger(__name__)
+
+#: every speed-up, in the order they are applied
+SPEEDUPS = ("hook_name", "profiler", "callback_hooks", "direct_updates")
+
+#: the hooks Lightning's backward and optimizer-step wrappers call, which direct updates skip
+UPDATE_HOOKS = ("on_before_backward", "on_after_backward", "on_before_optimizer_step")
+
+
+def apply(trainer: Any, module: Any, fast: bool | Collection[str]) -> list[str]:
+    """Turn on the speed-ups ``fast`` names (``True``: all) that this Lightning allows.
+
+    Called once training has started (the strategy, optimizers and callbacks are final).
+    Returns the names of those turned on.
+    """
+    wanted = SPEEDUPS if fast is True else tuple(n for n in SPEEDUPS if n in (fast or ()))
+    unknown = set(fast if not isinstance(fast, bool) else ()) - set(SPEEDUPS)
+    if unknown:
+        raise ValueError(f"unknown speed-ups {sorted(unknown)}; choose from {SPEEDUPS}")
+    steps = {"hook_name": _hook_name, "profiler": _profiler,
+             "callback_hooks": _callback_hooks, "direct_updates": _direct_updates}
+    return [name for name in wanted if steps[name](trainer, module)]
+
+
+def _fall_back(name: str, missing: str) -> bool:
+    warnings.warn(f"fast=true: speed-up '{name}' is off, this Lightning has no {missing}; "
+                  f"training on without it (same results, a little slower)", stacklevel=3)
+    return False
+
+
+# -- hook_name ------------------------------------------------------------------------------
+class FastHookName:
+    """LightningModule mixin: ``_current_fx_name`` stored without ``nn.Module``'s checks."""
+
+    _fast_hook_name = False
+
+    def __setattr__(self, name: str, value: Any) -> None:
+        if name == "_current_fx_name" and self._fast_hook_name:
+            object.__setattr__(self, name, value)  # a plain string, as Module would store it
+        else:
+            super().__setattr__(name, value)
+
+
+def _hook_name(trainer: Any, module: Any) -> bool:
+    if not isinstance(module, FastHookName):
+        return False
+    if "_current_fx_name" not in module.__dict__:
+        return _fall_back("hook_name", "LightningModule._current_fx_name")
+    module._fast_hook_name = True
+    return True
+
+
+# -- profiler -------------------------------------------------------------------------------
+def _profiler_types() -> tuple[type, type]:
+    from lightning.pytorch.profilers import PassThroughProfiler
+
+    class NullProfiler(PassThroughProfiler):
+        """Lightning's no-op profiler with one reusable context instead of one per call."""
+
+        _nothing = contextlib.nullcontext()
+
+        def profile(self, action_name: str) -> contextlib.nullcontext:
+            return self._nothing
+
+    return PassThroughProfiler, NullProfiler
+
+
+PassThroughProfiler, NullProfiler = _profiler_types()
+
+
+def _profiler(trainer: Any, module: Any) -> bool:
+    if type(getattr(trainer, "profiler", None)) is not PassThroughProfiler:
+        return False  # a real profiler was chosen (or this Lightning has none to replace)
+    trainer.profiler = NullProfiler()
+    return True
+
+
+# -- callback_hooks -------------------------------------------------------------------------
+#: Lightning's own dispatch, kept for trainers without the table (and for fast=false)
+_lightning_dispatch: Any = None
+
+
+def _dispatch(trainer: Any, hook_name: str, *args: Any,
+              monitoring_callbacks: bool | None = None, **kwargs: Any) -> None:
+    """``lightning.pytorch.trainer.call._call_callback_hooks`` for trainers with a table: the
+    same calls in the same order, less those of hooks a callback does not override."""
+    table = trainer.__dict__.get("_gan_hook_table")
+    if table is None or table[0] is not trainer.callbacks \
+            or not isinstance(trainer.profiler, PassThroughProfiler):
+        _lightning_dispatch(trainer, hook_name, *args,
+                            monitoring_callbacks=monitoring_callbacks, **kwargs)
+        return
+    key = (hook_name, monitoring_callbacks)
+    hooks = table[1].get(key)
+    if hooks is None:
+        hooks = table[1][key] = _overriding(trainer.callbacks, hook_name, monitoring_callbacks)
+    pl_module = trainer.lightning_module
+    if pl_module:
+        previous = pl_module._current_fx_name
+        pl_module._current_fx_name = hook_name
+    for hook in hooks:
+        hook(trainer, pl_module, *args, **kwargs)
+    if pl_module:
+        pl_module._current_fx_name = previous
+
+
+def _overriding(callbacks: list[Any], hook_name: str, monitoring: bool | None) -> list[Any]:
+    from lightning.pytorch.callbacks import Callback, Checkpoint, EarlyStopping
+
+    if monitoring is not None:  # Lightning's own split of "monitoring callbacks"
+        callbacks = [c for c in callbacks
+                     if isinstance(c, (EarlyStopping, Checkpoint)) == monitoring]
+    base = getattr(Callback, hook_name, None)
+    return [getattr(c, hook_name) for c in callbacks
+            if callable(getattr(c, hook_name, None))
+            and (base is None or hook_name in vars(c)
+                 or getattr(type(c), hook_name, None) is not base)]
+
+
+def _callback_hooks(trainer: Any, module: Any) -> bool:
+    global _lightning_dispatch
+    from lightning.pytorch.trainer import call
+
+    if not isinstance(trainer.profiler, PassThroughProfiler):  # or NullProfiler
+        return False  # a real profiler times every callback: leave it every call
+    original = getattr(call, "_call_callback_hooks", None)
+    if original is None or "monitoring_callbacks" not in inspect.signature(original).parameters:
+        return _fall_back("callback_hooks", "trainer.call._call_callback_hooks(..., "
+                          "monitoring_callbacks)")
+    if original is not _dispatch:
+        _lightning_dispatch = original
+        call._call_callback_hooks = _dispatch
+    trainer.__dict__["_gan_hook_table"] = (trainer.callbacks, {})
+    return True
+
+
+# -- direct_updates -------------------------------------------------------------------------
+def _direct_updates(trainer: Any, module: Any) -> bool:
+    """Whether ``direct_step`` may replace Lightning's backward and optimizer-step wrappers.
+
+    They only change the result under a precision plugin that scales or casts (16-mixed), a
+    strategy that synchronises (DDP), or a callback or module that implements one of
+    ``UPDATE_HOOKS``; then the wrappers are used.
+    """
+    from lightning.pytorch.callbacks import Callback
+    from lightning.pytorch.plugins.precision import Precision
+    from lightning.pytorch.strategies import SingleDeviceStrategy
+    from lightning.pytorch.utilities.model_helpers import is_overridden
+
+    if type(trainer.precision_plugin) is not Precision or not isinstance(
+            trainer.strategy, SingleDeviceStrategy):
+        return False
+    if any(getattr(type(c), hook) is not getattr(Callback, hook)
+           for c in trainer.callbacks for hook in UPDATE_HOOKS):
+        return False
+    if any(is_overridden(hook, module) for hook in UPDATE_HOOKS):
+        return False
+    optimizers = getattr(trainer.strategy, "_lightning_optimizers", None)
+    if not optimizers or not all(hasattr(o, "_on_before_step") and hasattr(o, "_on_after_step")
+                                 and hasattr(o, "optimizer") for o in optimizers):
+        return _fall_back("direct_updates", "step counters on its LightningOptimizers")
+    return True
+
+
+def direct_step(optimizer: Any, loss: torch.Tensor) -> None:
+    """What ``manual_backward`` and ``LightningOptimizer.step`` reduce to in full precision on
+    one device, without their hook dispatch; the loop's step counters still count the step."""
+    loss.backward()
+    optimizer._on_before_step()
+    optimizer.optimizer.step()
+    optimizer._on_after_step()

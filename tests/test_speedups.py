@@ -1,0 +1,102 @@
+"""``fast=true`` (``gan_lightning.speedups``): on by default, recorded, the same calls and
+weights as without, and a fallback with a warning when Lightning lacks a name one relies on."""
+
+import warnings
+
+import lightning as L
+import pytest
+import torch
+from lightning.pytorch.profilers import PassThroughProfiler
+
+from conftest import NO_METRICS, compose_cfg
+from gan_lightning import speedups
+from gan_lightning.train import build, run, summarize
+
+
+class HookRecorder(L.Callback):
+    """Records the hooks Lightning calls on it, in order."""
+
+    def __init__(self):
+        self.calls = []
+
+    def on_train_epoch_start(self, trainer, pl_module):
+        self.calls.append(("epoch_start", trainer.current_epoch))
+
+    def on_train_batch_start(self, trainer, pl_module, batch, batch_idx):
+        self.calls.append(("batch_start", batch_idx, pl_module._current_fx_name))
+
+    def on_train_batch_end(self, trainer, pl_module, outputs, batch, batch_idx):
+        self.calls.append(("batch_end", batch_idx, pl_module.g_step))
+
+    def on_train_epoch_end(self, trainer, pl_module):
+        self.calls.append(("epoch_end", trainer.current_epoch))
+
+
+def train(tiny_data, out, fast, patch=None):
+    cfg = compose_cfg([*NO_METRICS, "trainer.max_epochs=2", f"fast={fast}"], tiny_data, out)
+    L.seed_everything(5, verbose=False)
+    datamodule, module, trainer = build(cfg)
+    recorder = HookRecorder()
+    trainer.callbacks.append(recorder)
+    trainer.fit(module, datamodule=datamodule)
+    return module, trainer, recorder
+
+
+def test_fast_turns_every_speedup_on_and_off_changes_nothing(tiny_data, tmp_path):
+    fast, fast_trainer, fast_calls = train(tiny_data, tmp_path / "a", "true")
+    slow, slow_trainer, slow_calls = train(tiny_data, tmp_path / "b", "false")
+    assert fast.speedups == list(speedups.SPEEDUPS) and slow.speedups == []
+    assert type(fast_trainer.profiler) is speedups.NullProfiler
+    assert type(slow_trainer.profiler) is PassThroughProfiler
+    assert summarize(fast, fast_trainer)["speedups"] == list(speedups.SPEEDUPS)
+    # callbacks see the same hooks, in the same order, with the same module state
+    assert fast_calls.calls == slow_calls.calls and len(fast_calls.calls) == 2 * (2 + 2 * 8)
+    assert fast_calls.calls[1] == ("batch_start", 0, "on_train_batch_start")
+    for (name, a), b in zip(fast.state_dict().items(), slow.state_dict().values(), strict=True):
+        assert torch.equal(a, b), name
+
+
+def test_a_chosen_profiler_is_kept_and_times_every_callback(tiny_data, tmp_path):
+    cfg = compose_cfg([*NO_METRICS, "trainer.max_epochs=1", "trainer.profiler=simple"],
+                      tiny_data, tmp_path)
+    datamodule, module, trainer = build(cfg)
+    trainer.fit(module, datamodule=datamodule)
+    assert "profiler" not in module.speedups and "callback_hooks" not in module.speedups
+    assert "direct_updates" in module.speedups
+    timed = trainer.profiler.recorded_durations
+    assert any(key.startswith("[Callback]") and key.endswith("on_train_batch_end")
+               for key in timed)
+
+
+def test_a_lightning_without_a_name_falls_back_with_a_warning(tiny_data, tmp_path,
+                                                              monkeypatch):
+    """A Lightning whose ``_call_callback_hooks`` changed: that speed-up stays off, one
+    warning says so, and the run trains to the same weights."""
+    from lightning.pytorch.trainer import call
+
+    reference, _, _ = train(tiny_data, tmp_path / "a", "false")
+    dispatch = speedups._lightning_dispatch or call._call_callback_hooks
+
+    def changed(trainer, hook_name, *args, **kwargs):  # no monitoring_callbacks parameter
+        return dispatch(trainer, hook_name, *args, **kwargs)
+
+    monkeypatch.setattr(call, "_call_callback_hooks", changed)
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        module, _, _ = train(tiny_data, tmp_path / "b", "true")
+    messages = [str(w.message) for w in caught if "speed-up" in str(w.message)]
+    assert len(messages) == 1 and "'callback_hooks' is off" in messages[0]
+    assert "callback_hooks" not in module.speedups and "direct_updates" in module.speedups
+    for (name, a), b in zip(module.state_dict().items(), reference.state_dict().values(),
+                            strict=True):
+        assert torch.equal(a, b), name
+
+
+def test_unknown_speedup_names_are_refused():
+    with pytest.raises(ValueError, match="unknown speed-ups"):
+        speedups.apply(None, None, ["profiler", "warp_drive"])
+
+
+def test_the_record_lists_the_speedups(tiny_data, tmp_path):
+    cfg = compose_cfg([*NO_METRICS, "trainer.max_epochs=1", "fast=false"], tiny_data, tmp_path)
+    assert run(cfg)["speedups"] == []
