@@ -18,7 +18,9 @@ that, the sweep case, once each: ``python train.py -m optimizer=sgd,adam
 z_dim=20,50,100,200`` (the default parallel launcher) at ``--sweep-epochs`` epochs against
 the plain script run for the same 8 settings one after another. The sweep's collapse check
 is switched off (``callbacks.health.stop_on_collapse=false``) so that both arms train every
-step: SGD lr 0.3 collapses and would otherwise stop early. The last line is
+step: SGD lr 0.3 collapses and would otherwise stop early. The last lines are
+``cpu_ratio=`` (the same for the processes' CPU seconds, user + system: steadier on a host
+whose speed drifts, since time it gives to others is not counted) and
 ``ratio=<framework wall / plain wall>`` of the single run, the median over pairs (goal at
 N=20: <= 1.10).
 """
@@ -28,6 +30,7 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import resource
 import statistics
 import subprocess
 import sys
@@ -41,12 +44,22 @@ from common import REPO, data_dir  # noqa: E402
 PLAIN = REPO / "benchmarks" / "plain_gan.py"
 
 
+#: CPU seconds (user + system) of the last process ``timed`` ran
+last_cpu = 0.0
+
+
 def timed(args: list[str]) -> tuple[float, subprocess.CompletedProcess]:
-    """Wall seconds of one whole process (and the process), run from the repository root."""
+    """Wall seconds of one whole process (and the process), run from the repository root;
+    its CPU seconds in ``last_cpu`` (a steadier measure of its work on a machine whose speed
+    drifts: time the host gives to others is not counted)."""
+    global last_cpu
     env = {**os.environ, "GAN_DATA_DIR": data_dir()}
+    before = resource.getrusage(resource.RUSAGE_CHILDREN)
     start = time.perf_counter()
     proc = subprocess.run(args, cwd=REPO, env=env, capture_output=True, text=True)
     wall = time.perf_counter() - start
+    after = resource.getrusage(resource.RUSAGE_CHILDREN)
+    last_cpu = (after.ru_utime - before.ru_utime) + (after.ru_stime - before.ru_stime)
     if proc.returncode != 0:
         raise RuntimeError(f"{' '.join(args)} failed ({proc.returncode}):\n{proc.stderr[-3000:]}")
     return wall, proc
@@ -57,23 +70,27 @@ def records(out: str) -> list[dict]:
 
 
 def single(epochs: int, pairs: int) -> float:
-    framework, plain = [], []
+    framework, plain, cpu_ratios = [], [], []
     for pair in range(pairs):
         out = tempfile.mkdtemp(prefix="gan-e2e-")
         wall, _ = timed([sys.executable, "train.py", f"trainer.max_epochs={epochs}",
                          "metrics=none", f"paths.output_root={out}"])
+        cpu = last_cpu
         (record,) = records(out)
         framework.append(wall)
         wall_plain, proc = timed([sys.executable, str(PLAIN), f"--epochs={epochs}"])
         plain.append(wall_plain)
-        print(f"pair {pair + 1}: train.py {wall:.1f} s (status {record['status']}, "
-              f"{record['g_steps']} G steps, {record['threads']} threads, training "
-              f"{record['train_time_s']:.1f} s) | plain {wall_plain:.1f} s "
-              f"({proc.stdout.strip()})", flush=True)
+        cpu_ratios.append(cpu / last_cpu)
+        print(f"pair {pair + 1}: train.py {wall:.1f} s, {cpu:.1f} CPU s (status "
+              f"{record['status']}, {record['g_steps']} G steps, {record['threads']} threads, "
+              f"training {record['train_time_s']:.1f} s) | plain {wall_plain:.1f} s, "
+              f"{last_cpu:.1f} CPU s ({proc.stdout.strip()})", flush=True)
     ratios = [f / p for f, p in zip(framework, plain, strict=True)]
     print(f"single run, {epochs} epochs, {pairs} pairs: train.py median "
           f"{statistics.median(framework):.1f} s, plain median {statistics.median(plain):.1f} s, "
           f"per-pair ratios {', '.join(f'{r:.3f}' for r in ratios)}")
+    print(f"CPU time per-pair ratios {', '.join(f'{r:.3f}' for r in cpu_ratios)}, "
+          f"cpu_ratio={statistics.median(cpu_ratios):.3f}")
     return statistics.median(ratios)
 
 

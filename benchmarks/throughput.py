@@ -25,6 +25,7 @@ import torch
 
 sys.path.insert(0, str(__import__("pathlib").Path(__file__).resolve().parent))
 from common import compose_config  # noqa: E402
+from gan_lightning.pixels import unit_float  # noqa: E402
 from gan_lightning.train import build  # noqa: E402
 
 
@@ -54,7 +55,7 @@ def plain_loop(cfg, images: torch.Tensor, steps: int, warmup: int, device: str) 
     loss = instantiate(cfg.loss)
     opt_g = instantiate(cfg.optimizer.g)(g.parameters())
     opt_d = instantiate(cfg.optimizer.d)(d.parameters())
-    images = images.to(device)
+    images = unit_float(images).to(device)  # uint8 storage: the plain loop holds floats
     batch, z_dim = cfg.dataset.batch_size, cfg.z_dim
     n_batches = -(-len(images) // batch)
     start = 0.0

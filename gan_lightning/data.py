@@ -18,13 +18,20 @@ import tempfile
 import warnings
 from collections.abc import Callable, Iterator
 from pathlib import Path
+from typing import Any
 
 import lightning as L
 import numpy as np
 import torch
 import torchvision
 
+from gan_lightning.cache import default_cache_dir
 from gan_lightning.errors import SetupError
+from gan_lightning.images import ImageFolderError, Listing, list_images, load_images_cached
+from gan_lightning.pixels import to_unit_range, unit_float
+
+__all__ = ["CelebADataModule", "FolderDataModule", "GANDataModule", "GaussianDataModule",
+           "InMemoryLoader", "labelled_splits", "load_images", "to_unit_range"]
 
 log = logging.getLogger(__name__)
 
@@ -222,12 +229,6 @@ def labelled_splits(name: str, root: str | Path, source: str = "torchvision"
     return load
 
 
-def to_unit_range(images: torch.Tensor) -> torch.Tensor:
-    """uint8 ``(N, H, W[, C])`` -> float32 ``(N, C, H, W)`` in [-1, 1] (``Normalize(0.5, 0.5)``)."""
-    x = images.float().div_(127.5).sub_(1.0)
-    return x.unsqueeze(1) if x.ndim == 3 else x.permute(0, 3, 1, 2).contiguous()
-
-
 class EpochCounter:
     """Holds the epoch number, set through Lightning's ``sampler.set_epoch`` protocol."""
 
@@ -303,9 +304,11 @@ def ranks(datamodule: L.LightningDataModule) -> dict[str, int]:
 
 
 class GANDataModule(L.LightningDataModule):
-    """Training images (and labels) for a GAN, held in memory as [-1, 1] tensors.
+    """Training images (and labels) for a GAN, held in memory.
 
-    ``train_dataloader`` yields ``(images, labels)`` with images ``(B, C, H, W)``.
+    ``storage``: ``float`` holds them as [-1, 1] float32; ``uint8`` as bytes (a quarter of the
+    memory), each batch made float on the device (``on_after_batch_transfer``), to the same
+    values. ``train_dataloader`` yields ``(images, labels)`` with images ``(B, C, H, W)``.
     ``reference_images`` gives the split that metrics compare samples with (the test split).
     """
 
@@ -321,8 +324,11 @@ class GANDataModule(L.LightningDataModule):
         seed: int = 0,
         img_shape: list[int] | None = None,
         num_classes: int | None = None,
+        storage: str = "float",
     ) -> None:
         super().__init__()
+        if storage not in ("float", "uint8"):
+            raise ValueError(f"dataset.storage must be float or uint8, got {storage!r}")
         if batch_size < 1:
             raise ValueError(f"dataset.batch_size must be >= 1, got {batch_size}")
         self.name = name
@@ -335,9 +341,13 @@ class GANDataModule(L.LightningDataModule):
         self.seed = seed
         self.img_shape = img_shape
         self.num_classes = num_classes
+        self.storage = storage
         self.source_used: str | None = None
+        #: ``(N, C, H, W)``: float in [-1, 1], or uint8 (made float per batch, on the device)
         self.images: torch.Tensor | None = None
         self.labels: torch.Tensor | None = None
+        #: where a decoded image set keeps its cache (and the metrics their reference)
+        self.cache_folder: Path | None = None
 
     def setup(self, stage: str | None = None) -> None:
         if self.images is not None:
@@ -345,13 +355,23 @@ class GANDataModule(L.LightningDataModule):
         images, labels, self.source_used = load_images(
             self.name, self.data_dir, train=True, download=self.download, source=self.source
         )
-        self.images, self.labels = to_unit_range(images), labels
-        if self.img_shape is not None and list(self.images.shape[1:]) != list(self.img_shape):
-            raise ValueError(
-                f"dataset '{self.name}' has images of shape {list(self.images.shape[1:])}, "
-                f"config says img_shape={list(self.img_shape)}"
-            )
+        if self.storage == "uint8":  # 4x less memory; each batch is made float on the device
+            self.images = images.unsqueeze(1) if images.ndim == 3 else images.permute(0, 3, 1, 2)
+            self.images = self.images.contiguous()
+        else:
+            self.images = to_unit_range(images)
+        self.labels = labels
+        self._check_shape(list(self.images.shape[1:]))
         log.info("%s: %d training images (%s)", self.name, len(self.images), self.source_used)
+
+    def _check_shape(self, shape: list[int]) -> None:
+        if self.img_shape is not None and shape != list(self.img_shape):
+            raise ValueError(f"dataset '{self.name}' has images of shape {shape}, config says "
+                             f"img_shape={list(self.img_shape)}")
+
+    def on_after_batch_transfer(self, batch: Any, dataloader_idx: int) -> Any:
+        images, *rest = batch
+        return (unit_float(images), *rest)
 
     def _test_split(self) -> tuple[torch.Tensor, torch.Tensor]:
         source = "bundled" if self.source_used == "bundled-5k" else "torchvision"
@@ -363,6 +383,14 @@ class GANDataModule(L.LightningDataModule):
         """Up to ``n`` images of the test split, [-1, 1], ``(N, C, H, W)``."""
         images, _ = self._test_split()
         return to_unit_range(images[:n] if n else images)
+
+    def reference_labels(self, n: int | None = None) -> torch.Tensor | None:
+        """The labels of ``reference_images(n)`` (the real class mix the metrics compare
+        with), or None for a set without labels."""
+        if not self.num_classes:
+            return None
+        _, labels = self._test_split()
+        return labels[:n] if n else labels
 
     def labelled_splits(self) -> tuple[torch.Tensor, ...]:
         """``(train images, labels, test images, labels)`` in [-1, 1], for the classifier
@@ -381,6 +409,113 @@ class GANDataModule(L.LightningDataModule):
             seed=self.seed,
             **ranks(self),
         )
+
+
+class FolderDataModule(GANDataModule):
+    """Your own images: every image under ``path``, decoded once into a uint8 cache.
+
+    Images are resized on the shorter side and centre-cropped to ``resolution`` (square), with
+    ``channels`` 3 (RGB) or 1; class subfolders, when every image sits in one, become labels.
+    Held as uint8 (memory-mapped from the cache beyond ``max_memory_gb``); each batch becomes
+    float in [-1, 1] on the device. There is no test split: the metrics' reference images are
+    a fixed, seeded draw of the set, and a classifier (labelled folders) is tested on the
+    last tenth of that draw.
+
+    Args:
+        path: the folder (recursive; png, jpg/jpeg, bmp, webp, gif first frame).
+        data_dir: the data root; the decoded images are cached under
+            ``<data_dir>/.gan_lightning`` (``~/.cache/gan-lightning`` if it is read-only).
+        max_unreadable: the share of files that may be unreadable (skipped with a warning)
+            before the folder is refused.
+    """
+
+    def __init__(self, path: str | None = None, resolution: int = 64, channels: int = 3,
+                 max_memory_gb: float = 4.0, max_unreadable: float = 0.1,
+                 name: str = "folder", **kwargs: Any) -> None:
+        super().__init__(name=name, **kwargs)
+        self.path = path
+        self.resolution = resolution
+        self.channels = channels
+        self.max_memory_gb = max_memory_gb
+        self.max_unreadable = max_unreadable
+        self.classes: list[str] = []
+
+    def listing(self) -> Listing:
+        if not self.path:
+            raise ImageFolderError("dataset=folder needs dataset.path=<a folder of images>")
+        return list_images(self.path)
+
+    def setup(self, stage: str | None = None) -> None:
+        if self.images is not None:
+            return
+        found = load_images_cached(self.listing(), self.resolution, self.channels,
+                                   default_cache_dir(self.data_dir), self.name,
+                                   self.max_memory_gb, self.max_unreadable)
+        self.images, self.classes = found.images, found.classes
+        self.labels = (found.labels if found.labels is not None
+                       else torch.zeros(len(found.images), dtype=torch.long))
+        self.source_used, self.cache_folder = f"folder:{found.cache.name}", found.cache
+        self._check_shape(list(self.images.shape[1:]))
+
+    def _draw(self) -> torch.Tensor:
+        """A fixed order of the whole set: its first images are the metrics' reference."""
+        return torch.randperm(len(self.images), generator=torch.Generator().manual_seed(0))
+
+    def reference_images(self, n: int | None = None) -> torch.Tensor:
+        self.setup()
+        return self.images[self._draw()[:n] if n else self._draw()]
+
+    def reference_labels(self, n: int | None = None) -> torch.Tensor | None:
+        self.setup()
+        return self.labels[self._draw()[:n] if n else self._draw()] if self.classes else None
+
+    def labelled_splits(self) -> tuple[torch.Tensor, ...]:
+        self.setup()
+        order = self._draw()
+        held_out = order[len(order) - max(1, len(order) // 10):]
+        train = order[: len(order) - len(held_out)]
+        return (self.images[train], self.labels[train], self.images[held_out],
+                self.labels[held_out])
+
+
+class CelebADataModule(FolderDataModule):
+    """CelebA's aligned faces through torchvision's ``CelebA`` (its download code kept),
+    decoded like a folder: centre-cropped on the shorter side, resized to ``resolution``.
+    Unlabelled. Offline without its files it fails within seconds, naming the folder."""
+
+    def __init__(self, split: str = "all", name: str = "celeba", **kwargs: Any) -> None:
+        super().__init__(name=name, **kwargs)
+        self.split = split
+
+    def listing(self) -> Listing:
+        root = Path(self.data_dir).expanduser()
+        dataset = _celeba(root, self.split, self.download)
+        folder = Path(dataset.root) / dataset.base_folder / "img_align_celeba"
+        return Listing(folder, tuple(folder / name for name in dataset.filename))
+
+
+def _celeba(root: Path, split: str, download: bool):
+    """torchvision's CelebA (attributes unread), downloaded if allowed and missing."""
+    from torchvision.datasets import CelebA
+
+    try:
+        return CelebA(str(root), split=split, target_type=[], download=False)
+    except RuntimeError as missing:
+        problem = str(missing)
+    if download:
+        try:
+            socket.setdefaulttimeout(DOWNLOAD_TIMEOUT_S)
+            return CelebA(str(root), split=split, target_type=[], download=True)
+        except Exception as failed:  # noqa: BLE001 - any network or I/O failure
+            problem = f"download failed ({type(failed).__name__}: {failed})".replace("\n", " ")
+        finally:
+            socket.setdefaulttimeout(None)
+    raise DatasetUnavailableError(
+        f"celeba: no dataset files in '{root / 'celeba'}' and {problem}. Put torchvision's "
+        f"CelebA files there (img_align_celeba/ and list_eval_partition.txt among them), point "
+        f"the data root at a folder that has them (GAN_DATA_DIR=/path or paths.data_dir=/path), "
+        f"or run where downloads work (torchvision fetches CelebA from Google Drive with "
+        f"gdown: pip install gdown)")
 
 
 class GaussianDataModule(L.LightningDataModule):

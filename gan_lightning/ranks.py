@@ -18,6 +18,11 @@ def grouped() -> bool:
     return dist.is_available() and dist.is_initialized()
 
 
+def is_main() -> bool:
+    """Whether this process writes what all ranks share (rank 0, or the only process)."""
+    return not grouped() or dist.get_rank() == 0
+
+
 def gather(tensor: torch.Tensor) -> torch.Tensor:
     """``tensor`` of every rank, concatenated in rank order (itself without a process group).
 

@@ -43,6 +43,8 @@ class Tag:
     G_STEP = "train/g_step"
     EPOCH = "train/epoch"
     DIVERSITY = "val/diversity"
+    #: the per-class bar chart of the coverage metric (a TensorBoard image)
+    CLASS_SHARES = "coverage/class_shares"
     #: what the report draws as training curves
     CURVES = (LOSS_D, LOSS_G, D_REAL, D_FAKE)
 
@@ -63,7 +65,8 @@ class Tag:
 
 
 #: the sample-quality figures of a run, each ``{"final": x, ...}`` in the record
-QUALITY_METRICS = ("fid", "is", "precision", "recall")
+QUALITY_METRICS = ("fid", "is", "precision", "recall", "class_tv", "class_kl",
+                   "classes_covered", "class_confidence", "cond_accuracy")
 
 
 class RunRecord(TypedDict, total=False):
@@ -71,11 +74,11 @@ class RunRecord(TypedDict, total=False):
 
     ``train.run``: status, message, error, traceback, overrides, seed, threads, data_source,
     resumed_from, wall_time_s, train_time_s, g_steps_per_s, g_steps, epochs,
-    optimizer_steps, final. The evaluation callback: fid, is, precision, recall (each
-    ``{"final", "best", ...}``), metrics_history, metrics_protocol, eval_time_s,
-    eval_setup_time_s. The health monitor: warnings, sample_diversity. The DDP strategy:
-    ddp. The sweep launcher, for a job whose process died: status, message, overrides,
-    exit_code.
+    optimizer_steps, final, speedups. The evaluation callback: fid, is, precision, recall
+    and the coverage figures (each ``{"final", "best", ...}``; ``class_shares`` also
+    ``"real"``), metrics_history, metrics_protocol, eval_time_s, eval_setup_time_s. The
+    health monitor: warnings, sample_diversity. The DDP strategy: ddp. The sweep launcher,
+    for a job whose process died: status, message, overrides, exit_code.
     """
 
     status: str
@@ -98,6 +101,13 @@ class RunRecord(TypedDict, total=False):
     # "is" is a Python keyword: the evaluation callback writes it under that key all the same
     precision: dict[str, float]
     recall: dict[str, float]
+    class_tv: dict[str, float]
+    class_kl: dict[str, float]
+    classes_covered: dict[str, float]
+    class_confidence: dict[str, float]
+    class_shares: dict[str, list[float]]
+    cond_accuracy: dict[str, float]
+    cond_accuracy_per_class: dict[str, list[float]]
     metrics_history: list[dict[str, float]]
     metrics_protocol: dict[str, Any]
     eval_time_s: float
@@ -106,6 +116,7 @@ class RunRecord(TypedDict, total=False):
     sample_diversity: float
     ddp: dict[str, Any]
     exit_code: int | None
+    speedups: list[str]
 
 
 RECORD_FILE = "metrics.json"
@@ -117,6 +128,8 @@ FIGURES: dict[str, tuple[str, str | None]] = {
     "loss_d": ("final", Tag.short(Tag.LOSS_D)), "loss_g": ("final", Tag.short(Tag.LOSS_G)),
     "epochs": ("epochs", None), "wall_time_s": ("wall_time_s", None),
     "steps_per_s": ("g_steps_per_s", None),
+    **{k: (k, "final") for k in ("class_tv", "class_kl", "classes_covered",
+                                 "class_confidence", "cond_accuracy")},
 }
 
 

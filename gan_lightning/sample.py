@@ -102,8 +102,9 @@ def progress_gif(run_dir: str | Path, out: str | Path) -> int:
         events = EventAccumulator(str(event_dir), size_guidance={"images": 0})
         events.Reload()
         if "samples/fixed_noise" in events.Tags()["images"]:
-            frames += [Image.open(io.BytesIO(e.encoded_image_string)).convert("P")
-                       for e in events.Images("samples/fixed_noise")]
+            # an adaptive palette per frame: RGB samples keep their colours
+            frames += [Image.open(io.BytesIO(e.encoded_image_string)).convert(
+                "P", palette=Image.Palette.ADAPTIVE) for e in events.Images("samples/fixed_noise")]
     if not frames:
         raise SampleError(f"no samples/fixed_noise images in TensorBoard files under {run_dir}")
     frames[0].save(out, save_all=True, append_images=frames[1:], duration=300, loop=0)

@@ -31,7 +31,7 @@ log = logging.getLogger(__name__)
 
 def build(cfg: DictConfig) -> tuple[L.LightningDataModule, GANModule, L.Trainer]:
     """Instantiate data, module and trainer from a composed config. Reads the data (fails fast)."""
-    validate(cfg, networks=False)
+    validate(cfg, networks=False, files=True)
     generator, discriminator = build_networks(cfg)
     datamodule = instantiate(cfg.dataset)
     datamodule.setup("fit")  # missing or unreachable data fails here, in seconds

@@ -10,6 +10,8 @@ import rich.syntax
 import rich.tree
 from omegaconf import DictConfig, OmegaConf
 
+from gan_lightning.images import folder_classes
+
 
 def short_name(text: str, limit: int = 80) -> str:
     """``text`` if short enough for a folder name, else its start and a hash of the whole.
@@ -45,6 +47,10 @@ def gpus(accelerator: str, devices: int) -> int | None:
     for (``hydra/launcher=slurm``): the trainer's devices on ``gpu``/``cuda``, else none."""
     return devices if str(accelerator) in ("gpu", "cuda") else None
 
+
+if not OmegaConf.has_resolver("folder_classes"):
+    # a folder dataset's class count, read from its subfolders when the config is composed
+    OmegaConf.register_new_resolver("folder_classes", folder_classes)
 
 if not OmegaConf.has_resolver("gpus"):
     OmegaConf.register_new_resolver("gpus", gpus)

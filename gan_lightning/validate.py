@@ -18,6 +18,7 @@ import difflib
 import inspect
 import sys
 from collections.abc import Callable
+from pathlib import Path
 from typing import Any
 
 from hydra.core.global_hydra import GlobalHydra
@@ -60,17 +61,23 @@ RULES: dict[str, tuple[Callable[[Any], bool], str]] = {
     "trainer.log_every_n_steps": (lambda v: _integer(v) and v >= 1, "an integer >= 1"),
     "loss.real_label": (lambda v: _number(v) and 0 <= v <= 1, "a number in [0, 1]"),
     "loss.fake_label": (lambda v: _number(v) and 0 <= v <= 1, "a number in [0, 1]"),
+    "dataset.resolution": (lambda v: _integer(v) and v >= 8, "an integer >= 8 (32, 64, 128)"),
+    "dataset.channels": (lambda v: v in (1, 3), "1 (grayscale) or 3 (RGB)"),
+    "dataset.max_memory_gb": (lambda v: _number(v) and v > 0, "a number > 0"),
+    "dataset.max_unreadable": (lambda v: _number(v) and 0 <= v <= 1, "a number in [0, 1]"),
+    "dataset.storage": (lambda v: v in ("float", "uint8"), "float or uint8"),
 }
 
 #: where a config's ``_target_`` may point: this package, torch and Lightning, nothing else
 ALLOWED_TARGETS = ("gan_lightning.", "torch.", "lightning.")
 
 
-def validate(cfg: DictConfig, networks: bool = True) -> None:
+def validate(cfg: DictConfig, networks: bool = True, files: bool = False) -> None:
     """Raise ``ConfigError`` for the first thing wrong with a composed (task) config.
 
     ``networks``: also build G and D once to see that they fit the dataset (a few
-    milliseconds; ``train.build`` builds them itself and passes False).
+    milliseconds; ``train.build`` builds them itself and passes False). ``files``: also
+    check that the paths it names exist (``dataset.path``).
     """
     for key, (ok, accepts) in RULES.items():
         node = OmegaConf.select(cfg, key, default="<absent>", throw_on_missing=False)
@@ -83,8 +90,15 @@ def validate(cfg: DictConfig, networks: bool = True) -> None:
             OmegaConf.select(cfg, "dataset.num_classes", default=None)):
         name = OmegaConf.select(cfg, "dataset.name", default="?")
         raise ConfigError(f"a conditional model needs a labelled dataset: dataset '{name}' has "
-                          f"no classes (dataset.num_classes); choose mnist, fashion_mnist or "
-                          f"cifar10, or an unconditional model")
+                          f"no classes (dataset.num_classes); choose mnist, fashion_mnist, "
+                          f"cifar10 or a folder with class subfolders, or an unconditional "
+                          f"model")
+    if files and "path" in (cfg.get("dataset") or {}):
+        path = cfg.dataset.path
+        if not path or not Path(str(path)).expanduser().is_dir():
+            raise ConfigError(f"dataset.path={path!r} is not a folder: dataset="
+                              f"{cfg.dataset.get('name', 'folder')} needs dataset.path=<a "
+                              f"folder of images> (png, jpg, bmp, webp, gif)")
     if networks and OmegaConf.select(cfg, "model.generator._target_", default=None):
         build_networks(cfg)
 
@@ -206,7 +220,7 @@ class ValidateConfig(Callback):
             check_added_keys(task, list(config.hydra.overrides.task),
                              lambda key: repository.group_exists(key.replace(".", "/")))
             if values:
-                validate(task)
+                validate(task, files=True)
         except ConfigError as error:
             print(f"config error: {error}", file=sys.stderr)
             sys.exit(2)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import io
 import os
 import pickle
 import struct
@@ -13,6 +14,7 @@ import numpy as np
 import pytest
 from hydra import compose, initialize_config_dir
 from omegaconf import DictConfig, open_dict
+from PIL import Image
 
 import gan_lightning  # noqa: F401  (registers the resolvers conf/ uses)
 
@@ -141,3 +143,61 @@ def shared_mnist() -> Path:
     if root is None:
         pytest.skip("full MNIST not found (set GAN_DATA_DIR or provide ../shared/data)")
     return root
+
+
+def photo(rng, width, height, mode="RGB"):
+    bands = {"RGB": 3, "RGBA": 4, "L": 1}[mode]
+    array = rng.integers(0, 256, (height, width, bands), dtype=np.uint8)
+    return Image.fromarray(array.squeeze(-1) if bands == 1 else array, mode)
+
+
+def write_image_folder(root, per_class=10, classes=("cats", "dogs"), bad=()):
+    """Class subfolders of small PNG and JPEG files of mixed sizes and modes, plus ``bad``."""
+    rng = np.random.default_rng(0)
+    for c, name in enumerate(classes):
+        folder = root / name
+        folder.mkdir(parents=True, exist_ok=True)
+        for i in range(per_class):
+            size = (int(rng.integers(24, 90)), int(rng.integers(24, 90)))
+            suffix = ".png" if i % 2 else ".jpg"
+            photo(rng, *size).save(folder / f"{i:03d}{suffix}")
+    special = root / classes[0]
+    photo(rng, 40, 30, "RGBA").save(special / "rgba.png")
+    photo(rng, 33, 47, "L").save(special / "gray.png")
+    Image.fromarray(rng.integers(0, 65536, (30, 30), dtype=np.uint16)).save(special / "deep.png")
+    photo(rng, 40, 40).convert("P").save(special / "palette.gif")
+    for name in bad:
+        path = root / classes[-1] / name
+        if name.startswith("truncated"):
+            buffer = io.BytesIO()
+            photo(rng, 64, 64).save(buffer, "JPEG")
+            path.write_bytes(buffer.getvalue()[:300])
+        else:
+            path.write_bytes(b"not an image at all")
+    return root
+
+
+def write_celeba(root: Path, n: int = 12) -> Path:
+    """A tiny CelebA in torchvision's layout (``root/celeba``): aligned-face JPEGs and the five
+    text files its ``CelebA`` class reads. torchvision checks the real files' md5 sums; the
+    tests that use this patch that check."""
+    folder = Path(root) / "celeba"
+    images = folder / "img_align_celeba"
+    images.mkdir(parents=True, exist_ok=True)
+    rng = np.random.default_rng(0)
+    names = [f"{i + 1:06d}.jpg" for i in range(n)]
+    for name in names:
+        photo(rng, 178, 218).save(images / name)
+    count = f"{n}\n"
+    (folder / "list_eval_partition.txt").write_text(
+        "".join(f"{name} {i % 3}\n" for i, name in enumerate(names)))
+    (folder / "identity_CelebA.txt").write_text(
+        "".join(f"{name} {i + 1}\n" for i, name in enumerate(names)))
+    (folder / "list_bbox_celeba.txt").write_text(
+        count + "image_id x_1 y_1 width height\n"
+        + "".join(f"{name} 1 2 3 4\n" for name in names))
+    (folder / "list_landmarks_align_celeba.txt").write_text(
+        count + "lefteye_x lefteye_y\n" + "".join(f"{name} 69 109\n" for name in names))
+    (folder / "list_attr_celeba.txt").write_text(
+        count + "Smiling Young\n" + "".join(f"{name} 1 -1\n" for name in names))
+    return folder

@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 import torch
 
-from conftest import FAST, NO_METRICS, REPO, compose_cfg, run_train, write_cifar
+from conftest import FAST, NO_METRICS, REPO, compose_cfg, run_train, write_cifar, write_image_folder
 from gan_lightning.train import build
 
 MODELS = sorted(p.stem for p in (REPO / "conf" / "model").glob("*.yaml"))
@@ -52,6 +52,9 @@ def test_every_loss_composes_with_n_critic(tiny_data, tmp_path):
 def test_every_experiment_runs(experiment, tiny_data, tmp_path):
     """``python train.py experiment=X`` for every X, cut to a few steps on tiny data."""
     extra = ["dataset.batch_size=8"] if experiment != "gaussian2d" else []
+    if experiment.startswith("folder"):  # your own images: a small folder of them
+        extra += [f"dataset.path={write_image_folder(tmp_path / 'photos')}",
+                  "dataset.resolution=32"]
     overrides = [f"experiment={experiment}", *NO_METRICS, *extra, "max_g_steps=3",
                  "~trainer.limit_train_batches" if experiment == "dcgan_mnist" else "seed=0"]
     module, _ = fit(compose_cfg(overrides, tiny_data, tmp_path))

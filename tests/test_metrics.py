@@ -10,10 +10,11 @@ import torch
 from torchmetrics.image.fid import FrechetInceptionDistance
 
 from conftest import REPO
+from gan_lightning.cache import default_cache_dir
 from gan_lightning.data import labelled_splits
 from gan_lightning.metrics import features as features_mod
 from gan_lightning.metrics import precision_recall
-from gan_lightning.metrics.features import ClassifierFeatures, IdentityFeatures, default_cache_dir
+from gan_lightning.metrics.features import ClassifierFeatures, IdentityFeatures
 
 
 def reference_fid(a: np.ndarray, b: np.ndarray) -> float:
@@ -109,6 +110,13 @@ def test_concurrent_processes_produce_one_cache_file(tiny_data, tmp_path):
     assert outputs[0][0] == outputs[1][0]
     assert len(list(tmp_path.glob("*.pt"))) == 1
     assert not list(tmp_path.glob("*.tmp*"))
+
+
+def inception_weights(tmp_path, monkeypatch):
+    """A random-weights InceptionV3 file (the real one cannot be downloaded here)."""
+    path = tmp_path / "inception.pth"
+    random_inception_weights(path, monkeypatch)
+    return path
 
 
 def random_inception_weights(path, monkeypatch):
@@ -266,23 +274,44 @@ def test_every_dataset_works_with_the_default_metrics(dataset, tmp_path, monkeyp
     2-D points) and the run ends ok with a finite FID."""
     import json
 
+    import torchvision.datasets.celeba
     import torchvision.datasets.cifar
 
-    from conftest import FAST, compose_cfg, write_cifar, write_idx_dataset
+    from conftest import (
+        FAST,
+        compose_cfg,
+        write_celeba,
+        write_cifar,
+        write_idx_dataset,
+        write_image_folder,
+    )
     from gan_lightning.train import run
 
     root = tmp_path / "data"
     write_idx_dataset(root, folder="MNIST")
     write_idx_dataset(root, folder="FashionMNIST")
     write_cifar(root, n=64)
+    write_celeba(root)
     # the real files pass torchvision's md5 checks; these tiny ones cannot
     monkeypatch.setattr(torchvision.datasets.cifar, "check_integrity", lambda *a, **k: True)
-    cfg = compose_cfg([*FAST, f"dataset={dataset}", "trainer.max_epochs=1"], root,
+    monkeypatch.setattr(torchvision.datasets.celeba, "check_integrity", lambda *a, **k: True)
+    extra = {
+        # a folder with class subfolders: the classifier, trained on it
+        "folder": [f"dataset.path={write_image_folder(tmp_path / 'photos')}",
+                   "dataset.resolution=32"],
+        # unlabelled faces: Inception (offline: a local weights file; random weights here),
+        # on few samples since it is slow on a CPU
+        "celeba": [f"metrics.fid.weights_path={inception_weights(tmp_path, monkeypatch)}",
+                   "dataset.resolution=32", "metrics.fid.num_fake=8", "metrics.is.num_fake=8",
+                   "metrics.precision_recall.num_fake=8", "metrics.precision_recall.num_real=8",
+                   "metrics.fid.num_real=8"],
+    }.get(dataset, [])
+    cfg = compose_cfg([*FAST, f"dataset={dataset}", "trainer.max_epochs=1", *extra], root,
                       tmp_path / "out")
     assert cfg.metrics.fid.feature == "auto"
     record = run(cfg)
     assert record["status"] == "ok", record.get("error")
-    expected = "identity" if dataset == "gaussian2d" else "classifier"
+    expected = {"gaussian2d": "identity", "celeba": "inception"}.get(dataset, "classifier")
     saved = json.loads((tmp_path / "out" / "metrics.json").read_text())
     assert saved["metrics_protocol"]["feature"] == expected
     assert math.isfinite(saved["fid"]["final"])

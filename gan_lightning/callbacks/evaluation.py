@@ -21,8 +21,12 @@ from typing import Any
 
 import lightning as L
 import torch
+from lightning.pytorch.loggers import TensorBoardLogger
 
-from gan_lightning.metrics.features import build_extractor, choose_feature, default_cache_dir
+from gan_lightning.cache import default_cache_dir
+from gan_lightning.callbacks.samples import class_share_chart
+from gan_lightning.metrics.coverage import COVERAGE_FLOOR
+from gan_lightning.metrics.features import build_extractor, choose_feature
 from gan_lightning.metrics.quality import SampleQuality
 from gan_lightning.module import GANModule
 from gan_lightning.ranks import block
@@ -62,6 +66,10 @@ class Evaluator(L.Callback):
             (inception resize, fixed and recorded), and the schedule:
             ``every_n_epochs``, ``num_fake``, ``num_real``. The extractor serves all metrics.
         precision_recall: schedule (k-NN costs ~O(n^2): fewer samples, less often) and ``k``.
+        coverage: ``enabled``: the class coverage (``metrics.coverage``) whenever FID is
+            computed, on the classifier's logits of FID's samples (labelled datasets;
+            conditional models also get the accuracy per requested class). A per-class bar
+            chart goes to TensorBoard.
         batch_size: generation / feature batch size.
         classifier: training settings of the classifier (part of its cache key).
         cache_dir: where the classifier is cached (default ``<data root>/.gan_lightning``).
@@ -74,6 +82,7 @@ class Evaluator(L.Callback):
         self,
         fid: dict[str, Any] | None = None,
         precision_recall: dict[str, Any] | None = None,
+        coverage: dict[str, Any] | None = None,
         batch_size: int = 1000,
         classifier: dict[str, Any] | None = None,
         cache_dir: str | None = None,
@@ -97,6 +106,11 @@ class Evaluator(L.Callback):
             "is": Schedule("is", **(metrics.get("is") or {})),
             "precision_recall": Schedule("precision_recall", **pr),
         }
+        coverage = dict(coverage or {})
+        self.coverage = bool(coverage.pop("enabled", True))
+        if coverage:
+            raise TypeError(f"metrics.coverage: unknown settings {sorted(coverage)}; it has "
+                            f"only enabled (it follows FID's schedule and samples)")
         self.batch_size = batch_size
         self.classifier = classifier
         self.cache_dir = cache_dir
@@ -134,29 +148,44 @@ class Evaluator(L.Callback):
         )
         if not hasattr(extractor, "features_and_logits"):
             self.schedules["is"].enabled = False  # no class logits (feature=identity)
+        fid = self.schedules["fid"]
+        labels = getattr(dm, "reference_labels", lambda n: None)(fid.num_real)
+        shares = None
+        if self.coverage and self.feature == "classifier" and labels is not None \
+                and dm.num_classes:
+            shares = torch.bincount(labels, minlength=dm.num_classes).double() / len(labels)
+        self.coverage = shares is not None  # it needs the dataset's own classes
         on = {k: s for k, s in self.schedules.items() if s.enabled}
+        num_fake = {k: s.num_fake for k, s in on.items()}
+        if self.coverage and fid.enabled:
+            num_fake["coverage"] = fid.num_fake
         self.quality = SampleQuality(
             extractor, num_real={k: s.num_real for k, s in on.items()},
-            num_fake={k: s.num_fake for k, s in on.items()}, k=self.pr_k,
-            batch_size=self.batch_size, seed=self.seed, device=pl_module.device)
+            num_fake=num_fake, k=self.pr_k,
+            batch_size=self.batch_size, seed=self.seed, device=pl_module.device,
+            real_shares=shares)
         num_real = max((s.num_real for s in on.values()), default=0)
         real = dm.reference_images(num_real)
         if len(real) < num_real:
             log.warning("metrics: only %d reference images (num_real=%d)", len(real), num_real)
-        self.quality.set_reference(real)
+        cached = getattr(dm, "cache_folder", None)  # decoded image sets keep theirs beside
+        self.quality.set_reference(real, cached and cached / (
+            f"reference-{getattr(extractor, 'cache_id', self.feature)}-{len(real)}.pt"))
         self.setup_time_s = time.perf_counter() - start
 
     # -- evaluation ---------------------------------------------------------------------
-    def sample(self, pl_module: GANModule, n: int) -> tuple[torch.Tensor, int]:
+    def sample(self, pl_module: GANModule, n: int
+               ) -> tuple[torch.Tensor, int, torch.Tensor | None]:
         """Generator samples in eval mode, from ``n`` latents seeded by ``seed``.
 
-        Returns ``(samples, offset)``: all ``n`` and 0 in one process; under DDP this rank's
-        block of whole batches and the index of its first sample.
+        Returns ``(samples, offset, requested)``: all ``n`` and 0 in one process; under DDP
+        this rank's block of whole batches and the index of its first sample. ``requested``:
+        the class each sample was drawn for (conditional models; else None).
         """
         rng = torch.Generator(device="cpu").manual_seed(self.seed)
         starts = range(0, n, self.batch_size)
         mine = block(len(starts))
-        chunks = []
+        chunks, requested = [], []
         with pl_module.sampling():
             for i, start in enumerate(starts):
                 size = min(self.batch_size, n - start)
@@ -164,9 +193,12 @@ class Evaluator(L.Callback):
                 z = torch.randn(size, pl_module.z_dim, generator=rng).to(pl_module.device)
                 if i in mine:
                     chunks.append(pl_module(z).float())  # conditional: classes balanced
+                    requested.append(pl_module.balanced_labels(size))
             if not chunks:  # more ranks than batches: an empty batch of the right shape
                 chunks.append(pl_module(z[:0]).float())
-        return torch.cat(chunks), mine.start * self.batch_size
+                requested.append(pl_module.balanced_labels(0))
+        labels = torch.cat(requested) if pl_module.num_classes else None
+        return torch.cat(chunks), mine.start * self.batch_size, labels
 
     @torch.no_grad()
     def evaluate(self, pl_module: GANModule, metrics: set[str] | None = None) -> dict[str, float]:
@@ -174,9 +206,12 @@ class Evaluator(L.Callback):
 
         Metric states are reset afterwards; the real statistics are kept.
         """
-        metrics = metrics or {k for k, s in self.schedules.items() if s.enabled}
-        samples, offset = self.sample(pl_module, max(self.schedules[k].num_fake for k in metrics))
-        return self.quality.score(samples, offset, metrics)
+        metrics = set(metrics or {k for k, s in self.schedules.items() if s.enabled})
+        samples, offset, requested = self.sample(
+            pl_module, max(self.schedules[k].num_fake for k in metrics))
+        if self.coverage and "fid" in metrics:  # FID's samples, FID's schedule
+            metrics.add("coverage")
+        return self.quality.score(samples, offset, metrics, requested)
 
     def on_train_epoch_end(self, trainer: L.Trainer, pl_module: GANModule) -> None:
         epoch = trainer.current_epoch + 1  # epochs completed
@@ -187,9 +222,12 @@ class Evaluator(L.Callback):
         start = time.perf_counter()
         results = self.evaluate(pl_module, due)
         self.eval_time_s += time.perf_counter() - start
+        details = self.quality.details  # per-class figures of this evaluation
         pl_module.run.log(trainer.loggers, {Tag.val(k): v for k, v in results.items()},
                           pl_module.g_step, trainer.current_epoch)
-        self.history.append({"epoch": epoch, "g_step": pl_module.g_step, **results})
+        if "class_shares" in details and trainer.is_global_zero:
+            self._log_class_shares(trainer, pl_module, details["class_shares"])
+        self.history.append({"epoch": epoch, "g_step": pl_module.g_step, **results, **details})
         log.info("epoch %d: %s", epoch, ", ".join(f"{k} {v:.4g}" for k, v in results.items()))
         fid = results.get("fid", math.nan)
         if math.isfinite(fid) and (self.best is None or fid < self.best["fid"]):
@@ -197,11 +235,22 @@ class Evaluator(L.Callback):
             if self.out_dir is not None:  # every rank calls it; rank 0 writes
                 trainer.save_checkpoint(self.out_dir / "best.ckpt", weights_only=False)
 
+    def _log_class_shares(self, trainer: L.Trainer, pl_module: GANModule,
+                          shares: list[float]) -> None:
+        real = self.quality.real_shares.tolist()
+        names = getattr(trainer.datamodule, "classes", None) or None
+        chart = class_share_chart(real, shares, f"classes drawn, generator step "
+                                                f"{pl_module.g_step}", names)
+        for logger in trainer.loggers:
+            if isinstance(logger, TensorBoardLogger):
+                logger.experiment.add_image(Tag.CLASS_SHARES, chart, pl_module.g_step)
+
     # -- results ------------------------------------------------------------------------
     def run_summary(self) -> dict[str, Any]:
         """What ``metrics.json`` records: final and best values, history and protocol."""
         protocol: dict[str, Any] = {
             "feature": self.feature, "reference": "test split", "precision_recall_k": self.pr_k,
+            "coverage": {"enabled": self.coverage, "floor": COVERAGE_FLOOR},
             **{k: asdict(s) for k, s in self.schedules.items()},
         }
         for s in protocol.values():
@@ -215,10 +264,12 @@ class Evaluator(L.Callback):
         out: dict[str, Any] = {"metrics_protocol": protocol, "eval_time_s": self.eval_time_s,
                                "eval_setup_time_s": self.setup_time_s,
                                "metrics_history": self.history}
-        for key in QUALITY_METRICS:
+        for key in (*QUALITY_METRICS, "class_shares", "cond_accuracy_per_class"):
             values = [h[key] for h in self.history if key in h]
             if values:
                 out[key] = {"final": values[-1]}
+        if "class_shares" in out:
+            out["class_shares"]["real"] = self.quality.real_shares.tolist()
         if self.best is not None:  # the lowest finite FID
             out["fid"].update(best=self.best["fid"], best_epoch=self.best["epoch"])
         scores = [h["is"] for h in self.history if math.isfinite(h.get("is", math.nan))]

@@ -11,6 +11,7 @@ import lightning as L
 import torch
 
 from gan_lightning.module import GANModule
+from gan_lightning.pixels import unit_float
 from gan_lightning.record import Status, Tag
 
 log = logging.getLogger(__name__)
@@ -151,5 +152,6 @@ class HealthMonitor(L.Callback):
 
 
 def diversity(samples: torch.Tensor) -> float:
-    """Mean pairwise L2 distance between the (flattened) samples of a batch."""
-    return float(torch.pdist(samples.detach().flatten(1).float().cpu()).mean())
+    """Mean pairwise L2 distance between the (flattened) samples of a batch (uint8 images are
+    taken in the generator's range, [-1, 1])."""
+    return float(torch.pdist(unit_float(samples.detach()).flatten(1).float().cpu()).mean())

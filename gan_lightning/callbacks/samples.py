@@ -21,24 +21,50 @@ def sample_grid(images: torch.Tensor, nrow: int = 8) -> torch.Tensor:
     )
 
 
-def scatter_plot(real: torch.Tensor, fake: torch.Tensor, title: str = "") -> torch.Tensor:
-    """2-D points, real vs generated, as a ``(3, H, W)`` image in [0, 1]."""
+def pyplot():
+    """matplotlib's pyplot on the Agg backend (no display needed)."""
     import matplotlib
 
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
-    fig, ax = plt.subplots(figsize=(4.5, 4.5), dpi=80)
+    return plt
+
+
+def figure_image(fig) -> torch.Tensor:
+    """A matplotlib figure as a ``(3, H, W)`` image in [0, 1] (the figure is closed)."""
+    fig.tight_layout()
+    fig.canvas.draw()
+    rgb = torch.from_numpy(np.asarray(fig.canvas.buffer_rgba())[..., :3].copy())
+    pyplot().close(fig)
+    return rgb.permute(2, 0, 1).float() / 255
+
+
+def scatter_plot(real: torch.Tensor, fake: torch.Tensor, title: str = "") -> torch.Tensor:
+    """2-D points, real vs generated, as a ``(3, H, W)`` image in [0, 1]."""
+    fig, ax = pyplot().subplots(figsize=(4.5, 4.5), dpi=80)
     ax.scatter(*real.cpu().T, s=6, alpha=0.5, label="real", color="C0")
     ax.scatter(*fake.cpu().T, s=6, alpha=0.5, label="generated", color="C1")
     ax.legend(loc="upper left")
     ax.set_title(title)
     ax.grid(alpha=0.3)
-    fig.tight_layout()
-    fig.canvas.draw()
-    rgb = torch.from_numpy(np.asarray(fig.canvas.buffer_rgba())[..., :3].copy())
-    plt.close(fig)
-    return rgb.permute(2, 0, 1).float() / 255
+    return figure_image(fig)
+
+
+def class_share_chart(real: list[float], fake: list[float], title: str = "",
+                      names: list[str] | None = None) -> torch.Tensor:
+    """Per-class shares, real vs generated, as grouped bars: a ``(3, H, W)`` image."""
+    k = len(real)
+    x = np.arange(k)
+    fig, ax = pyplot().subplots(figsize=(max(4.5, 0.45 * k + 1.5), 3.2), dpi=80)
+    ax.bar(x - 0.2, real, 0.4, label="real", color="C0")
+    ax.bar(x + 0.2, fake, 0.4, label="generated", color="C1")
+    ax.set_xticks(x, names or [str(i) for i in x])
+    ax.set_ylabel("share of samples")
+    ax.legend(loc="upper right")
+    ax.set_title(title)
+    ax.grid(alpha=0.3, axis="y")
+    return figure_image(fig)
 
 
 class SampleGrid(L.Callback):

@@ -32,11 +32,13 @@ from filelock import FileLock
 from torch import nn
 
 from gan_lightning.errors import SetupError
+from gan_lightning.pixels import unit_float
 
 log = logging.getLogger(__name__)
 
 #: what a classifier trains on, loaded only when it is not cached: ``() -> (train images,
-#: train labels, test images, test labels)``, images in [-1, 1] ``(N, C, H, W)``
+#: train labels, test images, test labels)``, images ``(N, C, H, W)`` as floats in [-1, 1] or
+#: uint8 (converted per batch)
 LabelledSplits = Callable[[], tuple[torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor]]
 
 
@@ -46,6 +48,8 @@ class IdentityFeatures(nn.Module):
     def __init__(self, num_features: int) -> None:
         super().__init__()
         self.num_features = num_features
+        #: names these features in cache files
+        self.cache_id = "identity"
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         return x.flatten(1).double()
@@ -107,7 +111,7 @@ def _train_classifier(data: LabelledSplits, settings: dict[str, Any], img_shape:
             order = torch.randperm(len(x), generator=generator)
             for i in range(0, len(x), settings["batch_size"]):
                 idx = order[i : i + settings["batch_size"]]
-                loss = F.cross_entropy(model(x[idx]), labels[idx])
+                loss = F.cross_entropy(model(unit_float(x[idx])), labels[idx])
                 opt.zero_grad(set_to_none=True)
                 loss.backward()
                 opt.step()
@@ -118,22 +122,11 @@ def _train_classifier(data: LabelledSplits, settings: dict[str, Any], img_shape:
     model.eval()
     with torch.no_grad():
         correct = sum(
-            int((model(x_test[i : i + 1000]).argmax(1) == test_labels[i : i + 1000]).sum())
+            int((model(unit_float(x_test[i : i + 1000])).argmax(1)
+                 == test_labels[i : i + 1000]).sum())
             for i in range(0, len(x_test), 1000)
         )
     return model.state_dict(), correct / len(x_test)
-
-
-def default_cache_dir(data_dir: str) -> Path:
-    """``<data root>/.gan_lightning``, or ``~/.cache/gan-lightning`` if the root is read-only."""
-    candidate = Path(data_dir).expanduser() / ".gan_lightning"
-    try:
-        candidate.mkdir(parents=True, exist_ok=True)
-        if os.access(candidate, os.W_OK):
-            return candidate
-    except OSError:
-        pass
-    return Path.home() / ".cache" / "gan-lightning"
 
 
 class ClassifierFeatures(nn.Module):
@@ -178,6 +171,7 @@ class ClassifierFeatures(nn.Module):
         self.net.load_state_dict(saved["state_dict"])
         self.net.eval().requires_grad_(False)
         self.num_features = self.settings["feature_dim"]
+        self.cache_id = self.path.stem
 
     def train(self, mode: bool = True) -> ClassifierFeatures:
         return super().train(False)  # always frozen, always in eval mode
@@ -192,6 +186,10 @@ class ClassifierFeatures(nn.Module):
         """Both from one pass through the network."""
         features = self.net.features(x)
         return features, self.net.head(features)
+
+
+#: torch-fidelity's InceptionV3 weights (what FID's reference implementation uses)
+INCEPTION_WEIGHTS = "weights-inception-2015-12-05-6726825d.pth"
 
 
 class InceptionFeatures(nn.Module):
@@ -210,8 +208,8 @@ class InceptionFeatures(nn.Module):
         except ImportError:  # pragma: no cover - depends on the install
             _TORCH_FIDELITY_AVAILABLE = False
         if not _TORCH_FIDELITY_AVAILABLE:
-            raise SetupError("feature=inception needs torch-fidelity: pip install -e "
-                             "'.[inception]' (or metrics=default, metrics=none)")
+            raise SetupError("feature=inception needs torch-fidelity: pip install "
+                             "torch-fidelity (or metrics=none)")
         if weights_path is not None and not Path(weights_path).is_file():
             raise SetupError(f"metrics: inception weights_path '{weights_path}' is not a file")
         self.antialias = antialias
@@ -224,12 +222,16 @@ class InceptionFeatures(nn.Module):
             if weights_path is not None:
                 raise
             raise SetupError(
-                f"metrics: the InceptionV3 weights could not be downloaded ({type(error).__name__}:"
-                f" {' '.join(str(error).split())[:200]}). Offline, put the file "
-                f"weights-inception-2015-12-05-6726825d.pth (torch-fidelity's) anywhere and set "
-                f"metrics.fid.weights_path=<that file>, or use metrics=default / metrics=none"
+                f"metrics: the InceptionV3 weights for FID could not be downloaded "
+                f"({type(error).__name__}: {' '.join(str(error).split())[:200]}). Offline, put "
+                f"torch-fidelity's file {INCEPTION_WEIGHTS} into "
+                f"{Path(torch.hub.get_dir()) / 'checkpoints'}/ (found there from then on), or "
+                f"anywhere and set metrics.fid.weights_path=<that file>; or train without "
+                f"metrics (metrics=none)"
             ) from error
         self.num_features = 2048
+        self.cache_id = (f"inception-{'antialias' if antialias else 'plain'}-"
+                         f"{Path(weights_path).stem if weights_path else 'fidelity'}")
 
     def _prepare(self, x: torch.Tensor) -> torch.Tensor:
         if x.shape[1] == 1:

@@ -1,10 +1,10 @@
-"""``SampleQuality``: FID, IS and precision/recall of generated images against reference images.
+"""``SampleQuality``: FID, IS, precision/recall and class coverage of generated images.
 
-Images in, numbers out. One extractor serves all three metrics and runs once per batch: FID
-reads its features, IS its logits, precision/recall the first ``num_fake`` / ``num_real``
-features. The reference's features are computed once (``set_reference``) and kept;
-``score`` resets the metric states after each call. Statistics are accumulated in float64
-by torchmetrics.
+Images in, numbers out. One extractor serves all the metrics and runs once per batch: FID
+reads its features, IS and class coverage (``metrics.coverage``) its logits,
+precision/recall the first ``num_fake`` / ``num_real`` features. The reference's features
+are computed once (``set_reference``) and kept; ``score`` resets the metric states after each
+call. Statistics are accumulated in float64 by torchmetrics.
 
 Under DDP each rank passes its own block of the samples (and of the reference images, which
 ``set_reference`` picks itself): torchmetrics sums the FID and IS states across ranks and
@@ -15,24 +15,29 @@ from the same samples, up to the order of floating-point sums.
 from __future__ import annotations
 
 import logging
+import os
+from pathlib import Path
 
 import torch
 from torch import nn
 from torchmetrics.image.fid import FrechetInceptionDistance
 from torchmetrics.image.inception import InceptionScore
 
+from gan_lightning.metrics.coverage import class_coverage, conditional_accuracy
 from gan_lightning.metrics.features import IdentityFeatures
 from gan_lightning.metrics.precision_recall import knn_radii, precision_recall
-from gan_lightning.ranks import block, gather
+from gan_lightning.pixels import unit_float
+from gan_lightning.ranks import block, gather, is_main
 
 log = logging.getLogger(__name__)
 
-#: the metrics this class computes, and the figures each gives
-METRICS = {"fid": ("fid",), "is": ("is",), "precision_recall": ("precision", "recall")}
+#: the metrics this class computes, and the scalar figures each gives
+METRICS = {"fid": ("fid",), "is": ("is",), "precision_recall": ("precision", "recall"),
+           "coverage": ("class_tv", "class_kl", "classes_covered", "class_confidence")}
 
 
 class SampleQuality:
-    """FID, IS and precision/recall on one feature extractor.
+    """FID, IS, precision/recall and class coverage on one feature extractor.
 
     Args:
         extractor: images ``(B, ...)`` -> features ``(B, F)``; one with a
@@ -43,11 +48,14 @@ class SampleQuality:
         batch_size: the extractor's batch size.
         seed: seeds IS's split shuffle (drawn from a forked RNG; the caller's is untouched).
         device: where the extractor runs and the statistics are kept.
+        real_shares: the real class distribution ``(K,)``, for ``coverage`` (which needs an
+            extractor whose logits are those classes: the dataset's classifier).
     """
 
     def __init__(self, extractor: nn.Module, num_real: dict[str, int],
                  num_fake: dict[str, int], k: int = 3, batch_size: int = 1000,
-                 seed: int = 0, device: torch.device | str = "cpu") -> None:
+                 seed: int = 0, device: torch.device | str = "cpu",
+                 real_shares: torch.Tensor | None = None) -> None:
         unknown = set(num_real) - set(METRICS)
         if unknown:
             raise ValueError(f"unknown metrics {sorted(unknown)}; choose from {sorted(METRICS)}")
@@ -62,11 +70,18 @@ class SampleQuality:
                           if self.has_logits and "is" in num_fake else None)
         self.real_pr: torch.Tensor | None = None
         self.real_radii: torch.Tensor | None = None
+        self.real_shares = real_shares
+        #: the per-class figures of the last ``score`` (``class_shares``, and for conditional
+        #: samples ``cond_accuracy_per_class``): lists, kept apart from the scalars
+        self.details: dict[str, list[float]] = {}
 
     @property
     def metrics(self) -> set[str]:
-        """The metrics this extractor can compute among those asked for (IS needs logits)."""
-        return {m for m in self.num_fake if m != "is" or self.has_logits}
+        """The metrics this extractor can compute among those asked for (IS needs logits,
+        coverage the real class distribution too)."""
+        possible = {"is": self.has_logits,
+                    "coverage": self.has_logits and self.real_shares is not None}
+        return {m for m in self.num_fake if possible.get(m, True)}
 
     def extract(self, images: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor | None]:
         """``(features, logits or None)`` of a batch, from one pass of the extractor."""
@@ -75,25 +90,39 @@ class SampleQuality:
         return self.extractor(images), None
 
     @torch.no_grad()
-    def set_reference(self, real: torch.Tensor) -> None:
-        """The reference images (every rank passes them all; each extracts its block)."""
+    def set_reference(self, real: torch.Tensor, cache: Path | None = None) -> None:
+        """The reference images, float in [-1, 1] or uint8 (every rank passes them all; each
+        extracts its block). ``cache``: a file for their features, read if it is there (and
+        of as many images), else written, so a dataset's reference is extracted once."""
         mine = block(len(real))
         device = self.fid.device
-        features = torch.cat([self.extract(b.to(device))[0]
-                              for b in real[mine.start:mine.stop].split(self.batch_size)])
-        self.fid.update(first(features, mine.start, self.num_real.get("fid", len(real))),
-                        real=True)
-        features = gather(features)
+        features = None
+        if cache is not None and cache.is_file():
+            features = torch.load(cache, weights_only=True).to(device)
+            if len(features) != len(real):
+                features = None
+        if features is None:
+            features = gather(torch.cat([
+                self.extract(unit_float(b.to(device)))[0]
+                for b in real[mine.start:mine.stop].split(self.batch_size)]))
+            if cache is not None and is_main():
+                tmp = cache.with_name(f"{cache.name}.tmp{os.getpid()}")
+                torch.save(features.cpu(), tmp)
+                tmp.replace(cache)
+        self.fid.update(first(features[mine.start:mine.stop], mine.start,
+                              self.num_real.get("fid", len(real))), real=True)
         if "precision_recall" in self.num_real:
             self.real_pr = features[: self.num_real["precision_recall"]].float()
             self.real_radii = knn_radii(self.real_pr, self.k)
 
     @torch.no_grad()
-    def score(self, samples: torch.Tensor, offset: int = 0,
-              metrics: set[str] | None = None) -> dict[str, float]:
+    def score(self, samples: torch.Tensor, offset: int = 0, metrics: set[str] | None = None,
+              requested: torch.Tensor | None = None) -> dict[str, float]:
         """The given metrics (default: all) of ``samples``, whose first row is sample number
-        ``offset`` of the whole set (under DDP, this rank's block of it)."""
+        ``offset`` of the whole set (under DDP, this rank's block of it). ``requested``: the
+        class each sample was drawn for (a conditional generator), for ``cond_accuracy``."""
         metrics = set(metrics or self.metrics) & self.metrics
+        self.details = {}
         features, logits = [], []
         for batch in samples.split(self.batch_size):
             f, lg = self.extract(batch)
@@ -104,7 +133,10 @@ class SampleQuality:
             # a NaN covariance crashes LAPACK (MKL's DGEBAL, then a segfault): report instead
             log.warning("metrics: the generator's samples give non-finite features; %s "
                         "reported as NaN", ", ".join(sorted(metrics)))
-            return {name: float("nan") for m in sorted(metrics) for name in METRICS[m]}
+            names = [name for m in sorted(metrics) for name in METRICS[m]]
+            if "coverage" in metrics and requested is not None:
+                names.append("cond_accuracy")
+            return {name: float("nan") for name in names}
         results: dict[str, float] = {}
         if "fid" in metrics:
             self.fid.update(first(features, offset, self.num_fake["fid"]), real=False)
@@ -120,6 +152,15 @@ class SampleQuality:
             fake = gather(features)[: self.num_fake["precision_recall"]].float()
             results["precision"], results["recall"] = precision_recall(
                 self.real_pr, fake, self.k, self.real_radii)
+        if "coverage" in metrics:  # the classifier's logits, already computed for IS
+            n = self.num_fake["coverage"]
+            every = gather(torch.cat(logits))[:n]
+            coverage = class_coverage(every, self.real_shares)
+            if requested is not None:
+                coverage.update(conditional_accuracy(every, gather(requested)[:n],
+                                                     self.real_shares.numel()))
+            for key, value in coverage.items():
+                (self.details if isinstance(value, list) else results)[key] = value
         return results
 
 

@@ -20,7 +20,7 @@ from gan_lightning.report.document import (
     to_html,
     to_markdown,
 )
-from gan_lightning.report.figures import fid_figure, loss_figure
+from gan_lightning.report.figures import class_share_figure, fid_figure, loss_figure
 from gan_lightning.report.runs import Run, axis_values, load_sweep, swept_axes
 
 log = logging.getLogger(__name__)
@@ -37,8 +37,22 @@ COLUMNS = [
     ("epochs", "epochs", "{:g}"),
     ("wall time (s)", "wall_time_s", "{:.0f}"),
     ("G steps/s", "steps_per_s", "{:.0f}"),
+    # mode coverage (labelled datasets): how far the classes drawn are from the real mix
+    ("class TV", "class_tv", "{:.3f}"),
+    ("classes covered", "classes_covered", "{:g}"),
+    ("cond. accuracy", "cond_accuracy", "{:.3f}"),
 ]
 SUMMARY_COLUMNS = [c for c in COLUMNS if c[1] not in ("wall_time_s", "epochs")]
+
+
+#: columns shown only when some run has the figure (coverage needs labelled data)
+OPTIONAL = {"class_tv", "classes_covered", "cond_accuracy"}
+
+
+def present(columns: list[tuple[str, str, str]], runs: list[Run]) -> list[tuple[str, str, str]]:
+    """The columns to show: all but the optional ones no run has a figure for."""
+    return [c for c in columns
+            if c[1] not in OPTIONAL or any(r.figure(c[1]) is not None for r in runs)]
 
 
 def fmt(value: float | None, spec: str) -> str:
@@ -64,17 +78,19 @@ def statuses(runs: list[Run]) -> str:
 
 
 def runs_table(runs: list[Run], axes: list[str]) -> Table:
-    header = ["run", *axes, "status", *(c[0] for c in COLUMNS), "best epoch"]
+    columns = present(COLUMNS, runs)
+    header = ["run", *axes, "status", *(c[0] for c in columns), "best epoch"]
     rows = []
     for run in runs:
         rows.append([run.job, *setting_of(run, axes), run.status,
-                     *(fmt(run.figure(key), spec) for _, key, spec in COLUMNS),
+                     *(fmt(run.figure(key), spec) for _, key, spec in columns),
                      fmt(run.figure("best_epoch"), "{:.0f}")])
     return Table(header, rows)
 
 
 def summary_table(runs: list[Run], settings: list[str]) -> Table:
-    header = [*settings, "runs", "status", *(f"{c[0]} (mean ± std)" for c in SUMMARY_COLUMNS)]
+    columns = present(SUMMARY_COLUMNS, runs)
+    header = [*settings, "runs", "status", *(f"{c[0]} (mean ± std)" for c in columns)]
     groups: dict[tuple[str, ...], list[Run]] = {}
     for run in runs:
         groups.setdefault(setting_of(run, settings), []).append(run)
@@ -84,7 +100,7 @@ def summary_table(runs: list[Run], settings: list[str]) -> Table:
         if group:
             rows.append([*setting, str(len(group)), statuses(group),
                          *(mean_std([r.figure(key) for r in group], spec)
-                           for _, key, spec in SUMMARY_COLUMNS)])
+                           for _, key, spec in columns)])
     return Table(header, rows)
 
 
@@ -167,6 +183,12 @@ def build_report(sweep_dir: str | Path) -> dict[str, Path]:
             path = draw(files / f"{kind}_{stem}.png".replace("/", "_"), runs, settings, axis)
             if path is not None:
                 blocks.append(Image(path, f"{kind} by {stem}"))
+    shares = class_share_figure(files / "class_shares.png", runs, settings)
+    if shares is not None:
+        blocks += [Heading("Classes drawn"), Text(
+            "The share of each class among the final evaluation's samples (FID's), by the "
+            "metrics' classifier, mean over seeds, beside the real mix: a class near zero is a "
+            "dropped mode, which FID alone does not show."), Image(shares, "class shares")]
     blocks += [Heading("Final samples"), Text(
         "Each run's samples.png (fixed noise, last epoch); where seeds were swept, the lowest "
         "seed's."), sample_grid(runs, settings)]

@@ -151,3 +151,36 @@ def fid_figure(path: Path, runs: list[Run], axes: list[str], axis: str | None) -
     by = f" by {axis}" if axis else ""
     return overlay(path, runs, axes, axis, rows, "epoch",
                    f"FID{by}\n(mean over seeds, shaded min-max)")
+
+
+def class_share_figure(path: Path, runs: list[Run], settings: list[str]) -> Path | None:
+    """Per setting, the mean share of each class among the samples, beside the real mix."""
+    groups: dict[str, list[list[float]]] = {}
+    real = None
+    for run in runs:
+        shares = (run.record.get("class_shares") or {})
+        if isinstance(shares.get("final"), list):
+            label = ", ".join(f"{a}={run.overrides.get(a, '')}" for a in settings) or run.name
+            groups.setdefault(label, []).append(shares["final"])
+            real = real or shares.get("real")
+    if not groups or not real:
+        return None
+    k = len(real)
+    width = 0.8 / (len(groups) + 1)
+    fig, ax = plt.subplots(figsize=(max(6.0, 0.7 * k * (len(groups) + 1) / 2 + 2), 3.6))
+    x = np.arange(k)
+    ax.bar(x, real, width, label="real", color="0.6")
+    for i, (label, values) in enumerate(groups.items(), start=1):
+        seeds = f" ({len(values)} runs)" if len(values) > 1 else ""
+        ax.bar(x + i * width, np.mean(values, axis=0), width, label=label + seeds,
+               color=f"C{(i - 1) % 10}")
+    ax.set_xticks(x + width * len(groups) / 2, [str(c) for c in range(k)])
+    ax.set_xlabel("class")
+    ax.set_ylabel("share of samples")
+    ax.grid(alpha=0.3, axis="y")
+    ax.legend(fontsize=8)
+    fig.suptitle("Classes drawn (final evaluation)", fontsize=10)
+    fig.tight_layout()
+    fig.savefig(path, dpi=90, metadata=PNG_METADATA)
+    plt.close(fig)
+    return path
