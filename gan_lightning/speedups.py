@@ -25,8 +25,9 @@ saves is measured by ``python benchmarks/speedups.py`` (figures in ``benchmarks/
 Not here, and why: the DDP launcher subclass in ``distributed.py`` is how a Hydra job starts
 its ranks, not a speed-up (no public API does it); ``metrics/features.py`` calls
 torchmetrics' ``_torch_fidelity_forward`` to get Inception's features and logits from one
-pass, and falls back to features only (no IS) with a warning where that name is gone, since
-the metrics import nothing of the training side.
+pass (with the recorded resize antialiasing), and falls back with a warning to
+torch-fidelity's public forward where that name is gone: it stays there because the
+metrics import nothing of the training side.
 """
 
 from __future__ import annotations

@@ -124,7 +124,7 @@ def fit(overrides, folder, out):
     return datamodule, module, trainer
 
 
-@pytest.mark.parametrize("resolution", [32, 64])
+@pytest.mark.parametrize("resolution", [32, 64, 128])
 def test_dcgan_trains_on_a_folder(resolution, folder, tmp_path):
     datamodule, module, _ = fit([*NO_METRICS, f"dataset.resolution={resolution}"], folder,
                                 tmp_path)

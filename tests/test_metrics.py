@@ -146,6 +146,13 @@ def test_inception_works_offline_with_a_local_weights_file(tmp_path, monkeypatch
         assert extractor.logits(x).shape == (2, 1008)
     with pytest.raises(SetupError, match="weights_path"):
         InceptionFeatures(str(tmp_path / "missing.pth"))
+    # a torchmetrics without the one-pass forward: torch-fidelity's own, with a warning
+    from torchmetrics.image.fid import NoTrainInceptionV3
+
+    monkeypatch.delattr(NoTrainInceptionV3, "_torch_fidelity_forward")
+    with pytest.warns(UserWarning, match="_torch_fidelity_forward"), torch.no_grad():
+        features, logits = extractor.features_and_logits(x)
+    assert features.shape == (2, 2048) and logits.shape == (2, 1008)
 
 
 def test_evaluator_leaves_training_rng_and_memory_alone(tiny_data, tmp_path, caplog):

@@ -16,12 +16,14 @@ Numbers from different extractors measure different things and must never be com
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import json
 import logging
 import math
 import os
 import time
+import warnings
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
@@ -245,8 +247,27 @@ class InceptionFeatures(nn.Module):
         return self.features_and_logits(x)[1]
 
     def features_and_logits(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-        """Both from one pass through the network (in ``features_list`` order)."""
-        features, logits = self.net._torch_fidelity_forward(self._prepare(x))
+        """Both from one pass through the network (in ``features_list`` order).
+
+        torchmetrics' public ``forward`` returns the first output only; its private
+        ``_torch_fidelity_forward`` returns all, with the recorded resize antialiasing. A
+        torchmetrics without it falls back, with a warning, to torch-fidelity's own public
+        forward (its resize, without antialiasing: FIDs then differ from the recorded
+        protocol's).
+        """
+        one_pass = getattr(self.net, "_torch_fidelity_forward", None)
+        if one_pass is None:
+            from torch_fidelity.feature_extractor_inceptionv3 import (
+                FeatureExtractorInceptionV3,
+            )
+
+            if not getattr(self, "_warned", False):
+                warnings.warn("metrics: this torchmetrics has no _torch_fidelity_forward; "
+                              "Inception runs through torch-fidelity's own forward (resize "
+                              "without antialiasing)", stacklevel=2)
+                self._warned = True
+            one_pass = functools.partial(FeatureExtractorInceptionV3.forward, self.net)
+        features, logits = one_pass(self._prepare(x))
         return features.reshape(len(x), -1), logits.reshape(len(x), -1)
 
 
