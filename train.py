@@ -26,6 +26,6 @@ if __name__ == "__main__":
     main()
     # Everything is written and closed by now (loggers finalised, metrics.json renamed into
     # place; atexit handlers still run). What is left is the interpreter's final garbage
-    # collection over the objects of torch, Lightning and torchvision's imports, about a second
-    # on 2 cores (benchmarks/end_to_end.py); frozen objects are not traversed.
+    # collection over the objects of torch, Lightning and torchvision's imports (its cost is
+    # in benchmarks/README.md); frozen objects are not traversed.
     gc.freeze()
