@@ -6,6 +6,9 @@ from __future__ import annotations
 
 import os
 from pathlib import Path
+from typing import Any
+
+import torch
 
 
 def default_cache_dir(data_dir: str | Path) -> Path:
@@ -18,3 +21,11 @@ def default_cache_dir(data_dir: str | Path) -> Path:
     except OSError:
         pass
     return Path.home() / ".cache" / "gan-lightning"
+
+
+def save_atomically(obj: Any, path: Path) -> None:
+    """``torch.save`` beside ``path``, then rename over it: a reader (a parallel job) never
+    sees a half-written file."""
+    tmp = path.with_name(f"{path.name}.tmp{os.getpid()}")
+    torch.save(obj, tmp)
+    tmp.replace(path)

@@ -40,6 +40,7 @@ from collections.abc import Collection
 from typing import Any
 
 import torch
+from lightning.pytorch.profilers import PassThroughProfiler
 
 log = logging.getLogger(__name__)
 
@@ -94,21 +95,13 @@ def _hook_name(trainer: Any, module: Any) -> bool:
 
 
 # -- profiler -------------------------------------------------------------------------------
-def _profiler_types() -> tuple[type, type]:
-    from lightning.pytorch.profilers import PassThroughProfiler
+class NullProfiler(PassThroughProfiler):
+    """Lightning's no-op profiler with one reusable context instead of one per call."""
 
-    class NullProfiler(PassThroughProfiler):
-        """Lightning's no-op profiler with one reusable context instead of one per call."""
+    _nothing = contextlib.nullcontext()
 
-        _nothing = contextlib.nullcontext()
-
-        def profile(self, action_name: str) -> contextlib.nullcontext:
-            return self._nothing
-
-    return PassThroughProfiler, NullProfiler
-
-
-PassThroughProfiler, NullProfiler = _profiler_types()
+    def profile(self, action_name: str) -> contextlib.nullcontext:
+        return self._nothing
 
 
 def _profiler(trainer: Any, module: Any) -> bool:

@@ -10,7 +10,7 @@ PACKAGE = Path(__file__).resolve().parents[1] / "gan_lightning"
 #: modules that know nothing of training, and the package modules each may import
 #: (besides its own subpackage): small helpers only
 FOUNDATION = {
-    "metrics": {"errors", "ranks", "pixels"},
+    "metrics": {"errors", "ranks", "pixels", "cache"},
     "models": set(),
     "losses": set(),
     "data": {"errors", "cache", "images", "pixels"},

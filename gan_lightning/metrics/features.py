@@ -21,7 +21,6 @@ import hashlib
 import json
 import logging
 import math
-import os
 import time
 import warnings
 from collections.abc import Callable
@@ -33,6 +32,7 @@ import torch.nn.functional as F
 from filelock import FileLock
 from torch import nn
 
+from gan_lightning.cache import save_atomically
 from gan_lightning.errors import SetupError
 from gan_lightning.pixels import unit_float
 
@@ -159,11 +159,9 @@ class ClassifierFeatures(nn.Module):
                 start = time.perf_counter()
                 state, accuracy = _train_classifier(data, self.settings, img_shape,
                                                     num_classes)
-                tmp = self.path.with_suffix(f".tmp{os.getpid()}")
-                torch.save({"state_dict": state, "test_accuracy": accuracy,
-                            "settings": self.settings, "train_time_s":
-                            time.perf_counter() - start}, tmp)
-                tmp.replace(self.path)
+                save_atomically({"state_dict": state, "test_accuracy": accuracy,
+                                 "settings": self.settings,
+                                 "train_time_s": time.perf_counter() - start}, self.path)
             saved = torch.load(self.path, weights_only=True)
         self.test_accuracy = float(saved["test_accuracy"])
         log.info("feature classifier for %s: test accuracy %.2f%% (%s)", dataset,

@@ -15,7 +15,6 @@ from the same samples, up to the order of floating-point sums.
 from __future__ import annotations
 
 import logging
-import os
 from pathlib import Path
 
 import torch
@@ -23,6 +22,7 @@ from torch import nn
 from torchmetrics.image.fid import FrechetInceptionDistance
 from torchmetrics.image.inception import InceptionScore
 
+from gan_lightning.cache import save_atomically
 from gan_lightning.metrics.coverage import class_coverage, conditional_accuracy
 from gan_lightning.metrics.features import IdentityFeatures
 from gan_lightning.metrics.precision_recall import knn_radii, precision_recall
@@ -106,9 +106,7 @@ class SampleQuality:
                 self.extract(unit_float(b.to(device)))[0]
                 for b in real[mine.start:mine.stop].split(self.batch_size)]))
             if cache is not None and is_main():
-                tmp = cache.with_name(f"{cache.name}.tmp{os.getpid()}")
-                torch.save(features.cpu(), tmp)
-                tmp.replace(cache)
+                save_atomically(features.cpu(), cache)
         self.fid.update(first(features[mine.start:mine.stop], mine.start,
                               self.num_real.get("fid", len(real))), real=True)
         if "precision_recall" in self.num_real:
