@@ -249,7 +249,7 @@ class GANModule(speedups.FastHookName, L.LightningModule):
             # note: .tolist() is a host sync; paid once per log point, never on other steps.
             latest = dict(zip(scalars, values.tolist(), strict=True))
             self.run.publish(latest, self.g_step)
-            self.run.log(self.loggers, latest, self.g_step, self.current_epoch)
+            self.run.log(self.trainer, latest)
 
     def update(self, optimizer: Any, loss: torch.Tensor) -> None:
         """One step of ``optimizer`` (a LightningOptimizer) down the gradient of ``loss``."""

@@ -38,15 +38,17 @@ class RunState:
         """The training scalars of a log point (what the health monitor judges)."""
         self.latest, self.latest_step = scalars, g_step
 
-    def log(self, loggers: list[Any], scalars: dict[str, float], g_step: int,
-            epoch: int) -> None:
-        """Scalars against the generator step to every logger, and to the progress bar.
+    def log(self, trainer: Any, scalars: dict[str, float]) -> None:
+        """Scalars against the generator step to every logger of ``trainer``, and to the
+        progress bar.
 
         Straight to the loggers rather than through ``LightningModule.log``: Lightning would
         otherwise re-collect every logged value after every batch, whether or not it changed.
         """
-        for logger in loggers:
-            logger.log_metrics({**scalars, Tag.G_STEP: g_step, Tag.EPOCH: epoch}, step=g_step)
+        g_step = trainer.lightning_module.g_step
+        for logger in trainer.loggers:
+            logger.log_metrics({**scalars, Tag.G_STEP: g_step, Tag.EPOCH: trainer.current_epoch},
+                               step=g_step)
         for key, value in scalars.items():
             if key in self.PROGRESS_BAR:
                 self.progress[self.PROGRESS_BAR[key]] = value

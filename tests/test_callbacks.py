@@ -194,7 +194,7 @@ def diversity_run(generator, epochs, g_step=1000):
     logged = []
 
     class Recorded(RunState):
-        def log(self, loggers, scalars, g_step, epoch):
+        def log(self, trainer, scalars):
             logged.append(scalars)
 
     fixed_z = torch.randn(64, 8)

@@ -223,8 +223,7 @@ class Evaluator(L.Callback):
         results = self.evaluate(pl_module, due)
         self.eval_time_s += time.perf_counter() - start
         details = self.quality.details  # per-class figures of this evaluation
-        pl_module.run.log(trainer.loggers, {Tag.val(k): v for k, v in results.items()},
-                          pl_module.g_step, trainer.current_epoch)
+        pl_module.run.log(trainer, {Tag.val(k): v for k, v in results.items()})
         if "class_shares" in details and trainer.is_global_zero:
             self._log_class_shares(trainer, pl_module, details["class_shares"])
         self.history.append({"epoch": epoch, "g_step": pl_module.g_step, **results, **details})

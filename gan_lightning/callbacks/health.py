@@ -121,8 +121,7 @@ class HealthMonitor(L.Callback):
             self._data_diversity = diversity(data[pick])
         fake = pl_module.fixed_samples()  # what the sample grid shows
         self.diversity = diversity(fake) / max(self._data_diversity, 1e-12)
-        pl_module.run.log(trainer.loggers, {Tag.DIVERSITY: self.diversity}, pl_module.g_step,
-                          trainer.current_epoch)
+        pl_module.run.log(trainer, {Tag.DIVERSITY: self.diversity})
         if pl_module.g_step < self.diversity_warmup:
             return
         self._low_diversity = self._low_diversity + 1 if self.diversity < self.min_diversity else 0
