@@ -28,7 +28,7 @@ import torchvision
 from gan_lightning.cache import default_cache_dir
 from gan_lightning.errors import SetupError
 from gan_lightning.images import ImageFolderError, Listing, list_images, load_images_cached
-from gan_lightning.pixels import to_unit_range, unit_float
+from gan_lightning.pixels import to_nchw, to_unit_range, unit_float
 
 __all__ = ["CelebADataModule", "FolderDataModule", "GANDataModule", "GaussianDataModule",
            "InMemoryLoader", "labelled_splits", "load_images", "to_unit_range"]
@@ -348,6 +348,7 @@ class GANDataModule(L.LightningDataModule):
         self.labels: torch.Tensor | None = None
         #: where a decoded image set keeps its cache (and the metrics their reference)
         self.cache_folder: Path | None = None
+        self._test: tuple[torch.Tensor, torch.Tensor] | None = None
 
     def setup(self, stage: str | None = None) -> None:
         if self.images is not None:
@@ -355,11 +356,8 @@ class GANDataModule(L.LightningDataModule):
         images, labels, self.source_used = load_images(
             self.name, self.data_dir, train=True, download=self.download, source=self.source
         )
-        if self.storage == "uint8":  # 4x less memory; each batch is made float on the device
-            self.images = images.unsqueeze(1) if images.ndim == 3 else images.permute(0, 3, 1, 2)
-            self.images = self.images.contiguous()
-        else:
-            self.images = to_unit_range(images)
+        # uint8: 4x less memory; each batch is made float on the device
+        self.images = to_nchw(images) if self.storage == "uint8" else to_unit_range(images)
         self.labels = labels
         self._check_shape(list(self.images.shape[1:]))
         log.info("%s: %d training images (%s)", self.name, len(self.images), self.source_used)
@@ -374,10 +372,14 @@ class GANDataModule(L.LightningDataModule):
         return (unit_float(images), *rest)
 
     def _test_split(self) -> tuple[torch.Tensor, torch.Tensor]:
-        source = "bundled" if self.source_used == "bundled-5k" else "torchvision"
-        images, labels, _ = load_images(self.name, self.data_dir, train=False, download=False,
-                                        source=source)
-        return images, labels
+        """The test split's uint8 images and labels, read once (the metrics' reference, its
+        labels and the classifier's test set all come from it)."""
+        if self._test is None:
+            source = "bundled" if self.source_used == "bundled-5k" else "torchvision"
+            images, labels, _ = load_images(self.name, self.data_dir, train=False,
+                                            download=False, source=source)
+            self._test = images, labels
+        return self._test
 
     def reference_images(self, n: int | None = None) -> torch.Tensor:
         """Up to ``n`` images of the test split, [-1, 1], ``(N, C, H, W)``."""
@@ -463,11 +465,11 @@ class FolderDataModule(GANDataModule):
 
     def reference_images(self, n: int | None = None) -> torch.Tensor:
         self.setup()
-        return self.images[self._draw()[:n] if n else self._draw()]
+        return self.images[self._draw()[:n or None]]
 
     def reference_labels(self, n: int | None = None) -> torch.Tensor | None:
         self.setup()
-        return self.labels[self._draw()[:n] if n else self._draw()] if self.classes else None
+        return self.labels[self._draw()[:n or None]] if self.classes else None
 
     def labelled_splits(self) -> tuple[torch.Tensor, ...]:
         self.setup()

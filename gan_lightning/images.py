@@ -210,10 +210,13 @@ def load_images_cached(listing: Listing, resolution: int, channels: int, cache_r
     return ImageSet(images, labels, meta["classes"], meta["skipped"], folder)
 
 
+def _first_few(names: list[str]) -> str:
+    return ", ".join(names[:5]) + (", ..." if len(names) > 5 else "")
+
+
 def _warn_skipped(name: str, root: Path, skipped: list[str], total: int) -> None:
-    first = ", ".join(skipped[:5]) + (", ..." if len(skipped) > 5 else "")
     warnings.warn(f"{name}: skipped {len(skipped)} of {total} files under '{root}' that could "
-                  f"not be read as images: {first}", stacklevel=3)
+                  f"not be read as images: {_first_few(skipped)}", stacklevel=3)
 
 
 def _decode_or_none(path: Path, resolution: int, channels: int) -> np.ndarray | None:
@@ -243,36 +246,31 @@ def _build_cache(listing: Listing, resolution: int, channels: int, folder: Path,
         # PIL releases the GIL while it decodes and resizes: threads use every core
         for i, array in enumerate(pool.map(
                 functools.partial(_decode_or_none, resolution=resolution, channels=channels),
-                listing.files, chunksize=16)):
+                listing.files)):
             if array is None:
                 skipped.append(str(listing.files[i].relative_to(listing.root)))
             else:
                 out[len(kept)] = array
                 kept.append(i)
             bar.update()
+    out.flush()
     if not kept or len(skipped) > max_unreadable * n:
         del out
         shutil.rmtree(tmp, ignore_errors=True)
-        first = ", ".join(skipped[:5])
         raise ImageFolderError(
             f"{name}: {len(skipped)} of {n} files under '{listing.root}' could not be read as "
             f"images (more than dataset.max_unreadable={max_unreadable:g} of them), e.g. "
-            f"{first}. Check the folder, or raise dataset.max_unreadable to train on the rest")
-    if len(kept) < n:  # compact: the array's header gives its length
-        out.flush()
-        whole = out
-        out = np.lib.format.open_memmap(tmp / "kept.npy", mode="w+", dtype=np.uint8,
-                                        shape=(len(kept), *shape))
+            f"{_first_few(skipped)}. Check the folder, or raise dataset.max_unreadable to "
+            f"train on the rest")
+    if len(kept) < n:  # compact into an array of the kept length (the header holds it)
+        compact = np.lib.format.open_memmap(tmp / "kept.npy", mode="w+", dtype=np.uint8,
+                                            shape=(len(kept), *shape))
         for start in range(0, len(kept), 4096):
-            stop = min(start + 4096, len(kept))
-            out[start:stop] = whole[start:stop]
-        del whole
-        out.flush()
-        del out
+            compact[start:start + 4096] = out[start:min(start + 4096, len(kept))]
+        compact.flush()
+        del compact
         os.replace(tmp / "kept.npy", tmp / "images.npy")
-    else:
-        out.flush()
-        del out
+    del out
     if listing.labels is not None:
         np.save(tmp / "labels.npy", np.asarray(listing.labels, dtype=np.int64)[kept])
     (tmp / "meta.json").write_text(json.dumps({

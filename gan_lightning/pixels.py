@@ -13,7 +13,11 @@ def unit_float(images: torch.Tensor) -> torch.Tensor:
     return images.float().div_(127.5).sub_(1.0)
 
 
+def to_nchw(images: torch.Tensor) -> torch.Tensor:
+    """torchvision's layouts, ``(N, H, W)`` or ``(N, H, W, C)``, as contiguous ``(N, C, H, W)``."""
+    return images.unsqueeze(1) if images.ndim == 3 else images.permute(0, 3, 1, 2).contiguous()
+
+
 def to_unit_range(images: torch.Tensor) -> torch.Tensor:
     """uint8 ``(N, H, W[, C])`` (torchvision's layouts) -> float32 ``(N, C, H, W)`` in [-1, 1]."""
-    x = unit_float(images)
-    return x.unsqueeze(1) if x.ndim == 3 else x.permute(0, 3, 1, 2).contiguous()
+    return unit_float(to_nchw(images))

@@ -149,11 +149,11 @@ class Evaluator(L.Callback):
         if not hasattr(extractor, "features_and_logits"):
             self.schedules["is"].enabled = False  # no class logits (feature=identity)
         fid = self.schedules["fid"]
-        labels = getattr(dm, "reference_labels", lambda n: None)(fid.num_real)
         shares = None
-        if self.coverage and self.feature == "classifier" and labels is not None \
-                and dm.num_classes:
-            shares = torch.bincount(labels, minlength=dm.num_classes).double() / len(labels)
+        if self.coverage and self.feature == "classifier" and dm.num_classes:
+            labels = getattr(dm, "reference_labels", lambda n: None)(fid.num_real)
+            if labels is not None:
+                shares = torch.bincount(labels, minlength=dm.num_classes).double() / len(labels)
         self.coverage = shares is not None  # it needs the dataset's own classes
         on = {k: s for k, s in self.schedules.items() if s.enabled}
         num_fake = {k: s.num_fake for k, s in on.items()}
