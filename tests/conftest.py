@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import io
+import json
 import os
 import pickle
 import struct
@@ -201,3 +202,31 @@ def write_celeba(root: Path, n: int = 12) -> Path:
     (folder / "list_attr_celeba.txt").write_text(
         count + "Smiling Young\n" + "".join(f"{name} 1 -1\n" for name in names))
     return folder
+
+
+def fake_run(sweep, num, overrides, status="ok", fid=None, losses=(1.0, 1.0), steps=20,
+             events=True, extra=None):
+    """A job folder as train.py leaves it: metrics.json, .hydra/overrides.yaml, scalars;
+    ``extra`` adds keys to metrics.json."""
+    from torch.utils.tensorboard import SummaryWriter
+
+    name = f"{num}_" + ",".join(overrides)
+    run = sweep / name
+    (run / ".hydra").mkdir(parents=True)
+    (run / ".hydra" / "overrides.yaml").write_text("".join(f"- {o}\n" for o in overrides))
+    if status is not None:
+        record = {"status": status, "overrides": overrides, "wall_time_s": 10.0 + num,
+                  "g_steps_per_s": 100.0 + num, "epochs": 2.0,
+                  "final": {"loss_d": losses[0], "loss_g": losses[1]}}
+        if fid is not None:
+            record["fid"] = {"final": fid[-1], "best": min(fid), "best_epoch":
+                             fid.index(min(fid)) + 1}
+            record["metrics_history"] = [{"epoch": e + 1, "fid": f} for e, f in enumerate(fid)]
+        (run / "metrics.json").write_text(json.dumps(record | (extra or {})))
+    if events:
+        writer = SummaryWriter(str(run / "tensorboard"))
+        for step in range(1, steps + 1):
+            writer.add_scalar("train/loss_d", losses[0] + 0.01 * step, step)
+            writer.add_scalar("train/loss_g", losses[1] - 0.01 * step, step)
+        writer.close()
+    return run

@@ -7,36 +7,10 @@ import subprocess
 import sys
 
 import pytest
-from torch.utils.tensorboard import SummaryWriter
 
-from conftest import FAST, REPO, run_train
+from conftest import FAST, REPO, fake_run, run_train
 from gan_lightning.report import build_report
 from gan_lightning.report.runs import load_sweep, swept_axes
-
-
-def fake_run(sweep, num, overrides, status="ok", fid=None, losses=(1.0, 1.0), steps=20,
-             events=True):
-    """A job folder as train.py leaves it: metrics.json, .hydra/overrides.yaml, scalars."""
-    name = f"{num}_" + ",".join(overrides)
-    run = sweep / name
-    (run / ".hydra").mkdir(parents=True)
-    (run / ".hydra" / "overrides.yaml").write_text("".join(f"- {o}\n" for o in overrides))
-    if status is not None:
-        record = {"status": status, "overrides": overrides, "wall_time_s": 10.0 + num,
-                  "g_steps_per_s": 100.0 + num, "epochs": 2.0,
-                  "final": {"loss_d": losses[0], "loss_g": losses[1]}}
-        if fid is not None:
-            record["fid"] = {"final": fid[-1], "best": min(fid), "best_epoch":
-                             fid.index(min(fid)) + 1}
-            record["metrics_history"] = [{"epoch": e + 1, "fid": f} for e, f in enumerate(fid)]
-        (run / "metrics.json").write_text(json.dumps(record))
-    if events:
-        writer = SummaryWriter(str(run / "tensorboard"))
-        for step in range(1, steps + 1):
-            writer.add_scalar("train/loss_d", losses[0] + 0.01 * step, step)
-            writer.add_scalar("train/loss_g", losses[1] - 0.01 * step, step)
-        writer.close()
-    return run
 
 
 @pytest.fixture

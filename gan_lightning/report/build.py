@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import itertools
+import json
 import logging
 import math
 import statistics
@@ -20,8 +21,30 @@ from gan_lightning.report.document import (
     to_html,
     to_markdown,
 )
-from gan_lightning.report.figures import class_share_figure, fid_figure, loss_figure
-from gan_lightning.report.runs import Run, axis_values, load_sweep, swept_axes
+from gan_lightning.report.figures import (
+    class_share_figure,
+    fid_figure,
+    loss_figure,
+    quality_figure,
+)
+from gan_lightning.report.runs import (
+    Run,
+    axis_values,
+    combine_nested,
+    load_sweeps,
+    swept_axes,
+)
+from gan_lightning.report.verdicts import (
+    METHOD,
+    METRICS,
+    PRIMARY,
+    Comparison,
+    comparisons,
+    headlines,
+    jsonable,
+    number,
+    p_text,
+)
 
 log = logging.getLogger(__name__)
 
@@ -144,23 +167,67 @@ def sample_grid(runs: list[Run], settings: list[str]) -> ImageGrid:
     return ImageGrid(labels or [""], [f"{col_axis}={c}" for c in cols], cells)
 
 
-def build_report(sweep_dir: str | Path) -> dict[str, Path]:
-    """Write ``report.md``, ``report.html`` and ``report_files/*.png`` into ``sweep_dir``."""
-    sweep_dir = Path(sweep_dir)
-    if not sweep_dir.is_dir():
-        raise FileNotFoundError(f"sweep folder not found: {sweep_dir}")
-    runs = load_sweep(sweep_dir)
+def effects_table(found: list[Comparison]) -> Table:
+    """One axis's comparisons: each value's figures (mean [95% CI]) and its gap to the best."""
+    context = list(found[0].context)
+    metrics = [m for m in METRICS if any(e.n for c in found for e in c.estimates[m.key].values())]
+    header = [*context, found[0].axis, "runs: ok / all", f"{PRIMARY.label} [95% CI]",
+              "gap to best [95% CI]", "p (Holm)",
+              *(f"{m.label} [95% CI]" for m in metrics if m is not PRIMARY)]
+    rows = []
+    for c in found:
+        gaps = {d.value: d for d in c.differences.get(PRIMARY.key, [])}
+        for arm in c.arms:
+            gap = gaps.get(arm.value)
+            rows.append([
+                *c.context.values(), arm.value, f"{len(arm.ok)} / {len(arm.runs)}",
+                c.estimates[PRIMARY.key][arm.value].text(),
+                "best" if arm.value == c.best else
+                (f"{number(gap.diff)} [{number(gap.low)}, {number(gap.high)}]" if gap else "-"),
+                p_text(gap.p_holm) if gap else "-",
+                *(c.estimates[m.key][arm.value].text() for m in metrics if m is not PRIMARY)])
+    return Table(header, rows)
+
+
+def verdict_blocks(runs: list[Run], settings: list[str]) -> tuple[list[Block], list[Comparison]]:
+    if not settings:
+        return [Heading("Verdicts"), Text("Nothing but seeds was swept: no axis to judge.")], []
+    found = comparisons(runs, settings)
+    blocks: list[Block] = [Heading("Verdicts")]
+    blocks += [Text(line) for line in headlines(found)] or [Text(
+        "No axis has two values in one setting of the others: nothing to compare.")]
+    blocks.append(Text(METHOD))
+    for axis in settings:
+        of_axis = [c for c in found if c.axis == axis]
+        if of_axis:
+            blocks += [Heading(f"Effects: {axis}", 3), effects_table(of_axis)]
+    return blocks, found
+
+
+def build_report(sweep_dirs: str | Path | list[str | Path],
+                 out: str | Path | None = None) -> dict[str, Path]:
+    """Write ``report.md``, ``report.html``, ``report.json`` and ``report_files/*.png`` into
+    ``out`` (default: the first sweep folder) from the runs of one or more sweep folders."""
+    dirs = [Path(d) for d in (sweep_dirs if isinstance(sweep_dirs, list) else [sweep_dirs])]
+    for sweep_dir in dirs:
+        if not sweep_dir.is_dir():
+            raise FileNotFoundError(f"sweep folder not found: {sweep_dir}")
+    runs = load_sweeps(dirs)
     if not runs:
-        raise FileNotFoundError(f"no runs in {sweep_dir}: expected job folders with metrics.json "
-                                "(or .hydra/) as `python train.py -m ...` makes them")
+        raise FileNotFoundError(f"no runs in {', '.join(map(str, dirs))}: expected job folders "
+                                "with metrics.json (or .hydra/) as `python train.py -m ...` "
+                                "makes them")
+    sweep_dir = Path(out) if out is not None else dirs[0]
+    sweep_dir.mkdir(parents=True, exist_ok=True)
     axes, fixed = swept_axes(runs)
-    settings = [a for a in axes if a != SEED]
+    settings = combine_nested(runs, [a for a in axes if a != SEED])
+    axes = [*settings, SEED] if SEED in axes else settings
     files = sweep_dir / "report_files"
     files.mkdir(exist_ok=True)
     for stale in files.glob("*.png"):
         stale.unlink()
 
-    title = f"Sweep report: {sweep_dir.resolve().name}"
+    title = f"Sweep report: {', '.join(d.resolve().name for d in dirs)}"
     protocol = next((r.record["metrics_protocol"] for r in runs
                      if r.record.get("metrics_protocol")), {})
     blocks: list[Block] = [Heading(title, 1), Text(
@@ -168,6 +235,8 @@ def build_report(sweep_dir: str | Path) -> dict[str, Path]:
         f"Fixed overrides: {', '.join(f'{k}={v}' for k, v in fixed.items()) or 'none'}. "
         f"FID features: {protocol.get('feature', 'n/a')} (see README, Metrics); "
         "losses and D outputs are the last logged values.")]
+    judged, found = verdict_blocks(runs, settings)
+    blocks += judged
     blocks += [Heading("Runs"), runs_table(runs, axes)]
     trouble = problems(runs)
     if trouble.rows:
@@ -179,7 +248,8 @@ def build_report(sweep_dir: str | Path) -> dict[str, Path]:
     blocks.append(Heading("Curves"))
     for axis in settings or [None]:
         stem = axis or "runs"
-        for kind, draw in (("losses", loss_figure), ("fid", fid_figure)):
+        for kind, draw in (("losses", loss_figure), ("fid", fid_figure),
+                           ("quality", quality_figure)):
             path = draw(files / f"{kind}_{stem}.png".replace("/", "_"), runs, settings, axis)
             if path is not None:
                 blocks.append(Image(path, f"{kind} by {stem}"))
@@ -197,5 +267,11 @@ def build_report(sweep_dir: str | Path) -> dict[str, Path]:
     md.write_text(to_markdown(blocks, sweep_dir))
     page = sweep_dir / "report.html"
     page.write_text(to_html(blocks, title))
-    log.info("report: %s, %s", md, page)
-    return {"markdown": md, "html": page, "files": files}
+    summary = sweep_dir / "report.json"
+    summary.write_text(json.dumps({
+        "sweeps": [str(d) for d in dirs], "axes": settings, "runs": len(runs),
+        "statuses": dict(Counter(str(r.status) for r in runs)), "method": METHOD,
+        "verdicts": headlines(found),
+        "comparisons": [jsonable(c) for c in found]}, indent=2) + "\n")
+    log.info("report: %s, %s, %s", md, page, summary)
+    return {"markdown": md, "html": page, "json": summary, "files": files}

@@ -17,7 +17,7 @@ matplotlib.use("Agg")
 import matplotlib.pyplot as plt  # noqa: E402
 import numpy as np  # noqa: E402
 
-from gan_lightning.record import Tag  # noqa: E402
+from gan_lightning.record import Tag, history  # noqa: E402
 from gan_lightning.report.runs import Run, axis_values  # noqa: E402
 
 Series = Callable[[Run], tuple[Sequence[float], Sequence[float]]]
@@ -141,6 +141,8 @@ def curve(tag: str) -> Series:
 def loss_figure(path: Path, runs: list[Run], axes: list[str], axis: str | None) -> Path | None:
     rows = [("D loss", curve(Tag.LOSS_D), True, False),
             ("G loss", curve(Tag.LOSS_G), True, False)]
+    if any(Tag.DIVERSITY in r.curves for r in runs):
+        rows.append(("sample diversity", curve(Tag.DIVERSITY), False, False))
     by = f" by {axis}" if axis else ""
     return overlay(path, runs, axes, axis, rows, "generator step",
                    f"Losses{by}\n(mean over seeds, shaded min-max; running mean)")
@@ -151,6 +153,23 @@ def fid_figure(path: Path, runs: list[Run], axes: list[str], axis: str | None) -
     by = f" by {axis}" if axis else ""
     return overlay(path, runs, axes, axis, rows, "epoch",
                    f"FID{by}\n(mean over seeds, shaded min-max)")
+
+
+def metric_history(metric: str) -> Series:
+    return lambda run: history(run.record, metric)
+
+
+def quality_figure(path: Path, runs: list[Run], axes: list[str],
+                   axis: str | None) -> Path | None:
+    """Precision and recall (and IS) at each evaluation: where FID moves, which one moved."""
+    rows = [(label, metric_history(metric), False, False)
+            for label, metric in (("precision", "precision"), ("recall", "recall"), ("IS", "is"))
+            if any(history(r.record, metric)[0] for r in runs)]
+    if not rows:
+        return None
+    by = f" by {axis}" if axis else ""
+    return overlay(path, runs, axes, axis, rows, "epoch",
+                   f"Precision, recall, IS{by}\n(mean over seeds, shaded min-max)")
 
 
 def class_share_figure(path: Path, runs: list[Run], settings: list[str]) -> Path | None:

@@ -6,6 +6,7 @@ Nothing here trusts a run to have finished: a folder without ``metrics.json`` is
 
 from __future__ import annotations
 
+import itertools
 import re
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -25,6 +26,8 @@ class Run:
     status: Status
     record: dict[str, Any] = field(default_factory=dict)
     curves: dict[str, tuple[list[int], list[float]]] = field(default_factory=dict)
+    #: the sweep folder's name, where a report reads several
+    sweep: str = ""
 
     @property
     def name(self) -> str:
@@ -32,8 +35,10 @@ class Run:
 
     @property
     def job(self) -> str:
-        """The job number Hydra put before the overrides in the folder name (``3_...``)."""
-        return self.name.split("_", 1)[0]
+        """The job number Hydra put before the overrides in the folder name (``3_...``),
+        after the sweep's name where a report reads several (``extra/3``)."""
+        number = self.name.split("_", 1)[0]
+        return f"{self.sweep}/{number}" if self.sweep else number
 
     @property
     def samples(self) -> Path | None:
@@ -103,6 +108,33 @@ def load_sweep(sweep_dir: Path) -> list[Run]:
     return [load_run(path) for path in find_runs(sweep_dir)]
 
 
+SWEEP = "sweep"
+
+
+def load_sweeps(sweep_dirs: list[Path]) -> list[Run]:
+    """The runs of several sweep folders as one sweep. Runs of different folders that share
+    their overrides (seed included) would be pooled as repeats of one setting, which they are
+    not: then every run gets a ``sweep`` axis, its folder's name, that tells them apart."""
+    if len(sweep_dirs) == 1:
+        return load_sweep(sweep_dirs[0])
+    names = [p.resolve().name for p in sweep_dirs]
+    if len(set(names)) < len(names):  # two folders of one name: number them
+        names = [f"{i}:{n}" for i, n in enumerate(names, start=1)]
+    runs = []
+    for name, folder in zip(names, sweep_dirs, strict=True):
+        for run in load_sweep(folder):
+            run.sweep = name
+            runs.append(run)
+    seen: dict[tuple[tuple[str, str], ...], str] = {}
+    for run in runs:
+        key = tuple(sorted(run.overrides.items()))
+        if seen.setdefault(key, run.sweep) != run.sweep:
+            for each in runs:
+                each.overrides[SWEEP] = each.sweep
+            break
+    return runs
+
+
 def swept_axes(runs: list[Run]) -> tuple[list[str], dict[str, str]]:
     """Override keys whose values differ between runs (in first-seen order), and the fixed ones."""
     keys: list[str] = []
@@ -112,6 +144,41 @@ def swept_axes(runs: list[Run]) -> tuple[list[str], dict[str, str]]:
     fixed = {k: runs[0].overrides[k] for k in keys
              if k not in swept and k in runs[0].overrides}
     return swept, fixed
+
+
+def nested(runs: list[Run], inner: list[str], outer: list[str]) -> bool:
+    """Whether each value the ``inner`` axes were set to occurs with one value of ``outer``
+    only (``optimizer.lr=1e-3`` only with ``optimizer=adam``): they were not crossed."""
+    seen: dict[tuple[str, ...], set[tuple[str, ...]]] = {}
+    for run in runs:
+        value = tuple(run.overrides.get(a, "") for a in inner)
+        if any(value):  # runs that left the inner axes unset do not tell
+            seen.setdefault(value, set()).add(tuple(run.overrides.get(a, "") for a in outer))
+    return bool(seen) and all(len(with_outer) == 1 for with_outer in seen.values())
+
+
+def combine_nested(runs: list[Run], axes: list[str]) -> list[str]:
+    """Axes swept together but not crossed (``optimizer=sgd`` beside ``optimizer=adam
+    optimizer.lr=1e-3``) become one axis, ``optimizer+optimizer.lr``, whose values name the
+    runs' settings of both: apart, each would be compared within settings of the other that
+    hold one value only. Each run gets the combined override; the new axis list is returned."""
+    groups = [[a] for a in axes]
+    merged = True
+    while merged:
+        merged = False
+        for first, second in itertools.combinations(groups, 2):
+            if nested(runs, second, first) or nested(runs, first, second):
+                groups.remove(second)
+                first += second
+                merged = True
+                break
+    for group in groups:
+        if len(group) > 1:
+            name = "+".join(group)
+            for run in runs:
+                run.overrides[name] = " ".join(f"{a}={run.overrides[a]}" for a in group
+                                               if run.overrides.get(a))
+    return ["+".join(group) for group in groups]
 
 
 def axis_values(runs: list[Run], axis: str) -> list[str]:
