@@ -3,6 +3,9 @@ MNIST with its experiment's settings; prints FID (classifier features), losses a
 
     python benchmarks/models.py                      # every image experiment, 500 G steps
     python benchmarks/models.py --steps 2000 --only dcgan cgan
+    python benchmarks/models.py --only "dcgan model.generator.ngf=32 dataset.batch_size=64"
+
+An ``--only`` entry is an experiment name, optionally followed by overrides (one quoted string).
 
 A regression in a model, a loss or the training step shows as a worse FID at equal budget.
 One line per model:  experiment=X g_steps=N fid=F loss_d=.. loss_g=.. steps_per_s=.. time_s=..
@@ -23,10 +26,11 @@ from gan_lightning.train import build
 IMAGE_EXPERIMENTS = ["report_mlp", "mlp_gan", "cgan", "dcgan_mnist", "dcgan", "wgan_gp"]
 
 
-def bench(experiment: str, steps: int, seed: int, threads: int | None) -> dict[str, float]:
+def bench(entry: str, steps: int, seed: int, threads: int | None) -> dict[str, float]:
+    experiment, *overrides = entry.split()
     with tempfile.TemporaryDirectory() as out:
         cfg = compose_config([
-            f"experiment={experiment}", f"max_g_steps={steps}", f"seed={seed}",
+            f"experiment={experiment}", *overrides, f"max_g_steps={steps}", f"seed={seed}",
             "logger=csv", "callbacks.progress_bar=null", "+trainer.enable_progress_bar=false",
             "trainer.enable_model_summary=false", "callbacks.health.stop_on_collapse=false",
             "dataset.source=torchvision",
@@ -57,7 +61,7 @@ def main() -> None:
     args = parser.parse_args()
     for experiment in args.only:
         r = bench(experiment, args.steps, args.seed, args.threads)
-        print(f"experiment={experiment} g_steps={r['g_steps']} fid={r['fid']:.1f} "
+        print(f"experiment={experiment!r} g_steps={r['g_steps']} fid={r['fid']:.1f} "
               f"loss_d={r.get('loss_d', float('nan')):.3f} "
               f"loss_g={r.get('loss_g', float('nan')):.3f} "
               f"steps_per_s={r['steps_per_s']:.1f} time_s={r['time_s']:.0f}", flush=True)

@@ -4,7 +4,8 @@ Every loss has ``d_loss(real_logits, fake_logits)`` and ``g_loss(fake_logits)``,
 ``prob(logits)``, the discriminator's belief that an input is real, which the module logs as
 ``train/d_real`` / ``train/d_fake`` and the health monitor reads. Losses whose scores are not
 probabilities (LSGAN, hinge, WGAN-GP: ``probabilistic = False``) log the raw mean score there.
-A loss may add ``penalty(critic, real, fake)`` to D's loss (WGAN-GP's gradient penalty).
+A loss may add ``penalty(critic, real, fake)`` to D's loss (WGAN-GP's gradient penalty), and
+any loss takes ``r1_gamma`` / ``r1_every``: the R1 penalty on real data (``r1``).
 Every loss is a float32 scalar, also when D's logits are half precision (mixed precision).
 """
 
@@ -13,10 +14,32 @@ import torch.nn.functional as F
 
 
 class GANLoss:
-    """Base: the discriminator's output read as a probability through a sigmoid."""
+    """Base: the discriminator's output read as a probability through a sigmoid.
+
+    Args:
+        r1_gamma: weight of the R1 penalty (Mescheder et al. 2018), ``gamma / 2 *
+            E[||grad D(x)||^2]`` on real images; 0: off.
+        r1_every: compute it every this many D steps only ("lazy" regularisation, StyleGAN2),
+            scaled by ``r1_every`` so that its average pull stays the same.
+    """
 
     #: whether ``prob`` is a probability (False for critics, whose scores are unbounded)
     probabilistic = True
+    r1_gamma = 0.0
+    r1_every = 1
+
+    def __init__(self, r1_gamma: float = 0.0, r1_every: int = 1) -> None:
+        if r1_gamma < 0 or r1_every < 1:
+            raise ValueError(f"loss.r1_gamma must be >= 0 and loss.r1_every >= 1, got "
+                             f"{r1_gamma} and {r1_every}")
+        self.r1_gamma = r1_gamma
+        self.r1_every = r1_every
+
+    def r1(self, critic, real: torch.Tensor) -> torch.Tensor:
+        """``r1_every * r1_gamma / 2 * E[||grad_x D(x)||^2]`` at the real batch ``real``."""
+        real = real.detach().requires_grad_(True)
+        (grad,) = torch.autograd.grad(critic(real).float().sum(), real, create_graph=True)
+        return (self.r1_every * self.r1_gamma / 2) * grad.float().flatten(1).pow(2).sum(1).mean()
 
     def prob(self, logits: torch.Tensor) -> torch.Tensor:
         return torch.sigmoid(logits)
@@ -61,7 +84,9 @@ class ReportBCELoss(GANLoss):
     #: the value a saturated BCE term takes (torch clamps log at -100)
     clamp = 100.0
 
-    def __init__(self, real_label: float = 1.0, fake_label: float = 0.0) -> None:
+    def __init__(self, real_label: float = 1.0, fake_label: float = 0.0,
+                 r1_gamma: float = 0.0, r1_every: int = 1) -> None:
+        super().__init__(r1_gamma, r1_every)
         self.real_label = real_label
         self.fake_label = fake_label
 
@@ -81,7 +106,9 @@ class NonSaturatingLoss(GANLoss):
     (the Keras DCGAN tutorial uses 0.9 / 0.1, and trains G toward ``real_label`` too).
     """
 
-    def __init__(self, real_label: float = 1.0, fake_label: float = 0.0) -> None:
+    def __init__(self, real_label: float = 1.0, fake_label: float = 0.0,
+                 r1_gamma: float = 0.0, r1_every: int = 1) -> None:
+        super().__init__(r1_gamma, r1_every)
         self.real_label = real_label
         self.fake_label = fake_label
 
@@ -157,7 +184,8 @@ class WGANGPLoss(GANLoss):
 
     probabilistic = False
 
-    def __init__(self, weight: float = 10.0) -> None:
+    def __init__(self, weight: float = 10.0, r1_gamma: float = 0.0, r1_every: int = 1) -> None:
+        super().__init__(r1_gamma, r1_every)
         self.weight = weight
 
     def prob(self, logits: torch.Tensor) -> torch.Tensor:

@@ -11,6 +11,7 @@ many generator steps (Lightning's ``trainer.max_steps`` keeps its own meaning).
 from __future__ import annotations
 
 import contextlib
+import math
 from collections.abc import Callable, Collection, Iterator
 from typing import Any
 
@@ -19,11 +20,15 @@ import torch
 from torch import nn
 
 from gan_lightning import speedups
+from gan_lightning.augment import DiffAugment
+from gan_lightning.ema import EMA
 from gan_lightning.losses import GANLoss
 from gan_lightning.record import Status, Tag
 from gan_lightning.run_state import RunState
 
 OptimizerFactory = Callable[..., torch.optim.Optimizer]
+#: ``(optimizer, total_steps) -> LRScheduler`` (``gan_lightning.schedules``)
+ScheduleFactory = Callable[..., torch.optim.lr_scheduler.LRScheduler]
 
 
 class GANModule(speedups.FastHookName, L.LightningModule):
@@ -50,6 +55,14 @@ class GANModule(speedups.FastHookName, L.LightningModule):
             ``module.run``; a fresh one by default.
         checkpoint_config: the run's resolved config as plain dicts, saved in checkpoints so
             that ``gan-sample`` can rebuild the generator.
+        augment: DiffAugment applied to every image D sees, real and fake, in both steps
+            (``None``: none).
+        ema_decay: keep an exponential moving average of G's weights with this decay
+            (``generator_ema``), which then draws every sample: metrics, grids, ``gan-sample``.
+            ``None``: off, the raw G draws.
+        ema_start: the average copies G outright up to this generator step.
+        lr_schedule_d, lr_schedule_g: learning-rate schedules (``None``: constant), stepped
+            after each update of their network.
     """
 
     def __init__(
@@ -68,6 +81,11 @@ class GANModule(speedups.FastHookName, L.LightningModule):
         fast: bool | Collection[str] = True,
         run: RunState | None = None,
         checkpoint_config: dict[str, Any] | None = None,
+        augment: DiffAugment | None = None,
+        ema_decay: float | None = None,
+        ema_start: int = 0,
+        lr_schedule_d: ScheduleFactory | None = None,
+        lr_schedule_g: ScheduleFactory | None = None,
     ) -> None:
         super().__init__()
         if z_dim < 1:
@@ -77,6 +95,12 @@ class GANModule(speedups.FastHookName, L.LightningModule):
         self.automatic_optimization = False
         self.generator = generator
         self.discriminator = discriminator
+        #: the averaged G that draws every sample when on (saved in checkpoints)
+        self.generator_ema = EMA(generator, ema_decay, ema_start) if ema_decay is not None \
+            else None
+        self.augment = augment or DiffAugment("")
+        self.lr_schedules = (lr_schedule_d, lr_schedule_g)
+        self._schedulers: tuple[Any, Any] = (None, None)
         self.loss = loss
         self.optimizer_g = optimizer_g
         self.optimizer_d = optimizer_d
@@ -104,6 +128,7 @@ class GANModule(speedups.FastHookName, L.LightningModule):
             isinstance(m, nn.modules.batchnorm._NormBase) for m in discriminator.modules()
         )
         self.g_step = 0
+        self._d_steps = 0
         #: the last step's losses (detached, no host sync) and the g_step last found finite
         self._last_losses: tuple[torch.Tensor, ...] = ()
         self._finite_at = -1
@@ -146,30 +171,37 @@ class GANModule(speedups.FastHookName, L.LightningModule):
         """
         self._trained = (wrap(self.generator), wrap(self.discriminator)) if wrap else None
 
+    @property
+    def sampler(self) -> nn.Module:
+        """The generator that draws samples: the moving average when on, else G itself."""
+        return self.generator_ema.average if self.generator_ema is not None else self.generator
+
     @contextlib.contextmanager
     def sampling(self) -> Iterator[None]:
-        """G in eval mode without gradients, its mode restored after: how sample grids,
+        """The sampling G (``sampler``) in eval mode without gradients, its mode restored
+        after: how sample grids,
         metrics and health checks draw (BatchNorm then uses its running statistics, so a
         sample does not depend on the others in its batch)."""
-        was_training = self.generator.training
-        self.generator.eval()
+        net = self.sampler
+        was_training = net.training
+        net.eval()
         try:
             with torch.no_grad():
                 yield
         finally:
-            self.generator.train(was_training)
+            net.train(was_training)
 
     def fixed_samples(self) -> torch.Tensor:
         """G's samples for the fixed latent batch (and its class rows), in eval mode."""
         with self.sampling():
-            return self.generate(self.fixed_z, self.fixed_labels)
+            return self.generate(self.fixed_z, self.fixed_labels, self.sampler)
 
     def forward(self, z: torch.Tensor, labels: torch.Tensor | None = None) -> torch.Tensor:
         """Samples for latents ``z``; a conditional model without ``labels`` cycles through the
         classes, so any batch is class-balanced (what FID and the sample grids want)."""
         if self.num_classes and labels is None:
             labels = self.balanced_labels(len(z)).to(z.device)
-        return self.generate(z, labels)
+        return self.generate(z, labels, self.sampler)
 
     def score(self, real: torch.Tensor, fake: torch.Tensor, real_labels: torch.Tensor | None = None,
               fake_labels: torch.Tensor | None = None,
@@ -191,12 +223,23 @@ class GANModule(speedups.FastHookName, L.LightningModule):
     def log_every(self) -> int:
         return self._log_every or self.trainer.log_every_n_steps
 
-    def configure_optimizers(self) -> tuple[torch.optim.Optimizer, torch.optim.Optimizer]:
+    def configure_optimizers(self) -> Any:
         # Order matters: training_step unpacks (opt_d, opt_g).
-        return (
-            self.optimizer_d(self.discriminator.parameters()),
-            self.optimizer_g(self.generator.parameters()),
-        )
+        optimizers = [self.optimizer_d(self.discriminator.parameters()),
+                      self.optimizer_g(self.generator.parameters())]
+        if not any(self.lr_schedules):
+            return tuple(optimizers)
+        # each schedule runs over the updates its network will make in the run
+        batches = self.trainer.estimated_stepping_batches
+        if not self.max_g_steps and not math.isfinite(batches):
+            raise ValueError("a learning-rate schedule needs the run's length: set "
+                             "trainer.max_epochs or max_g_steps")
+        g_steps = self.max_g_steps or int(batches) // self.n_critic
+        steps = (g_steps * self.n_critic, g_steps)
+        self._schedulers = tuple(
+            make(opt, total_steps=n) if make else None
+            for make, opt, n in zip(self.lr_schedules, optimizers, steps, strict=True))
+        return optimizers, [s for s in self._schedulers if s is not None]
 
     # -- training -----------------------------------------------------------------------
     def training_step(self, batch: tuple[torch.Tensor, torch.Tensor], batch_idx: int) -> None:
@@ -210,13 +253,18 @@ class GANModule(speedups.FastHookName, L.LightningModule):
             fake_labels = self.sample_labels(len(real))
             fake = self.generate(self.sample_z(len(real)), fake_labels)
         with self.toggled_optimizer(opt_d):
-            d_real, d_fake = self.score(real, fake, labels, fake_labels, d_net)
+            seen = self.augment(real)  # DiffAugment: D sees real and fake alike transformed
+            d_real, d_fake = self.score(seen, self.augment(fake), labels, fake_labels, d_net)
             loss_d = self.loss.d_loss(d_real, d_fake)
-            penalty = None
+            penalty = r1 = None
             if getattr(self.loss, "penalty", None) is not None:  # WGAN-GP: at interpolates
                 penalty = self.loss.penalty(lambda x: self.discriminate(x, labels), real, fake)
                 loss_d = loss_d + penalty
-            self.update(opt_d, loss_d)
+            if self.loss.r1_gamma and self._d_steps % self.loss.r1_every == 0:
+                r1 = self.loss.r1(lambda x: self.discriminate(x, labels), seen)
+                loss_d = loss_d + r1
+            self.update(opt_d, loss_d, self._schedulers[0])
+        self._d_steps += 1
 
         if (batch_idx + 1) % self.n_critic:
             self._last_losses = (loss_d.detach(),)
@@ -226,9 +274,11 @@ class GANModule(speedups.FastHookName, L.LightningModule):
         with self.toggled_optimizer(opt_g):
             fake_labels = self.sample_labels(len(real))
             fake = self.generate(self.sample_z(len(real)), fake_labels, g_net)
-            loss_g = self.loss.g_loss(self.discriminate(fake, fake_labels))
-            self.update(opt_g, loss_g)
+            loss_g = self.loss.g_loss(self.discriminate(self.augment(fake), fake_labels))
+            self.update(opt_g, loss_g, self._schedulers[1])
         self.g_step += 1
+        if self.generator_ema is not None:
+            self.generator_ema.update(self.generator, self.g_step)
         self._last_losses = (loss_d.detach(), loss_g.detach())
         if self.max_g_steps and self.g_step >= self.max_g_steps:
             self.trainer.should_stop = True
@@ -242,6 +292,11 @@ class GANModule(speedups.FastHookName, L.LightningModule):
             }
             if penalty is not None:
                 scalars[Tag.PENALTY] = penalty
+            if r1 is not None:
+                scalars[Tag.R1] = r1
+            for tag, scheduler in zip((Tag.LR_D, Tag.LR_G), self._schedulers, strict=True):
+                if scheduler is not None:
+                    scalars[tag] = torch.tensor(scheduler.get_last_lr()[0])
             values = torch.stack([v.detach().float() for v in scalars.values()])
             if self.trainer.world_size > 1:
                 # the mean over all ranks' batches; every rank then judges the same figures
@@ -251,14 +306,17 @@ class GANModule(speedups.FastHookName, L.LightningModule):
             self.run.publish(latest, self.g_step)
             self.run.log(self.trainer, latest)
 
-    def update(self, optimizer: Any, loss: torch.Tensor) -> None:
-        """One step of ``optimizer`` (a LightningOptimizer) down the gradient of ``loss``."""
+    def update(self, optimizer: Any, loss: torch.Tensor, scheduler: Any = None) -> None:
+        """One step of ``optimizer`` (a LightningOptimizer) down the gradient of ``loss``, then
+        of its learning-rate schedule if it has one."""
         optimizer.zero_grad(set_to_none=True)
         if self._direct:
             speedups.direct_step(optimizer, loss)
         else:
             self.manual_backward(loss)
             optimizer.step()
+        if scheduler is not None:
+            scheduler.step()
 
     def on_train_start(self) -> None:
         self.speedups = speedups.apply(self.trainer, self, self.fast)

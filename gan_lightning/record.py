@@ -40,13 +40,16 @@ class Tag:
     D_REAL = "train/d_real"
     D_FAKE = "train/d_fake"
     PENALTY = "train/penalty"
+    R1 = "train/r1"
+    LR_D = "train/lr_d"
+    LR_G = "train/lr_g"
     G_STEP = "train/g_step"
     EPOCH = "train/epoch"
     DIVERSITY = "val/diversity"
     #: the per-class bar chart of the coverage metric (a TensorBoard image)
     CLASS_SHARES = "coverage/class_shares"
     #: what the report draws as training curves
-    CURVES = (LOSS_D, LOSS_G, D_REAL, D_FAKE)
+    CURVES = (LOSS_D, LOSS_G, D_REAL, D_FAKE, DIVERSITY)
 
     @staticmethod
     def val(metric: str) -> str:
@@ -65,7 +68,7 @@ class Tag:
 
 
 #: the sample-quality figures of a run, each ``{"final": x, ...}`` in the record
-QUALITY_METRICS = ("fid", "is", "precision", "recall", "class_tv", "class_kl",
+QUALITY_METRICS = ("fid", "kid", "kid_std", "is", "precision", "recall", "class_tv", "class_kl",
                    "classes_covered", "class_confidence", "cond_accuracy")
 
 
@@ -74,7 +77,7 @@ class RunRecord(TypedDict, total=False):
 
     ``train.run``: status, message, error, traceback, overrides, seed, threads, data_source,
     resumed_from, wall_time_s, train_time_s, g_steps_per_s, g_steps, epochs,
-    optimizer_steps, final, speedups. The evaluation callback: fid, is, precision, recall
+    optimizer_steps, final, speedups. The evaluation callback: fid, kid(_std), is, precision, recall
     and the coverage figures (each ``{"final", "best", ...}``; ``class_shares`` also
     ``"real"``), metrics_history, metrics_protocol, eval_time_s, eval_setup_time_s. The
     health monitor: warnings, sample_diversity. The DDP strategy: ddp. The sweep launcher,
@@ -98,6 +101,8 @@ class RunRecord(TypedDict, total=False):
     optimizer_steps: int
     final: dict[str, float]
     fid: dict[str, float]
+    kid: dict[str, float]
+    kid_std: dict[str, float]
     # "is" is a Python keyword: the evaluation callback writes it under that key all the same
     precision: dict[str, float]
     recall: dict[str, float]
@@ -124,6 +129,7 @@ RECORD_FILE = "metrics.json"
 #: where each figure the report shows sits in a record: name -> (key, key within it or None)
 FIGURES: dict[str, tuple[str, str | None]] = {
     "fid": ("fid", "final"), "best_fid": ("fid", "best"), "best_epoch": ("fid", "best_epoch"),
+    "kid": ("kid", "final"), "kid_std": ("kid_std", "final"),
     "is": ("is", "final"), "precision": ("precision", "final"), "recall": ("recall", "final"),
     "loss_d": ("final", Tag.short(Tag.LOSS_D)), "loss_g": ("final", Tag.short(Tag.LOSS_G)),
     "epochs": ("epochs", None), "wall_time_s": ("wall_time_s", None),

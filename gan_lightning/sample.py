@@ -4,11 +4,14 @@
     gan-sample ckpt=... n=100 seed=3 out=grid.png
     gan-sample ckpt=... class=7                                 # conditional models
     gan-sample ckpt=... interpolate=true steps=10 n=80          # rows of latent interpolations
+    gan-sample ckpt=... raw=true                                # G itself, not its EMA
     gan-sample run=outputs/runs/.../ out=progress.gif           # the run's fixed-noise grids
 
 The checkpoint is read with ``torch.load(weights_only=True)``: tensors and plain containers
 only, so a file carrying pickled code is refused, never run. The generator is rebuilt from
 the config the run stored in it (``gan_config``), and only from this package's model classes.
+Where the run kept a moving average of G's weights (``ema.decay``), that average draws, as it
+drew the run's metrics and grids; ``raw=true`` uses the trained G instead.
 """
 
 from __future__ import annotations
@@ -27,7 +30,8 @@ from gan_lightning.callbacks import sample_grid, scatter_plot
 #: the modules a checkpoint's config may name as ``_target_`` for its generator
 ALLOWED_TARGETS = ("gan_lightning.models.",)
 USAGE = __doc__.split("\n\n")[1]
-KEYS = {"ckpt", "run", "n", "out", "seed", "class", "interpolate", "steps", "nrow", "device"}
+KEYS = {"ckpt", "run", "n", "out", "seed", "class", "interpolate", "steps", "nrow", "device",
+        "raw"}
 
 
 class SampleError(RuntimeError):
@@ -46,8 +50,14 @@ def load_checkpoint(path: str | Path) -> dict[str, Any]:
                           f"code to load, or is damaged): {first}") from None
 
 
-def load_generator(path: str | Path) -> tuple[torch.nn.Module, dict[str, Any]]:
-    """The generator of a checkpoint, rebuilt from its stored config, in eval mode."""
+#: where a checkpoint keeps the moving average of G's weights (``ema.decay`` set)
+EMA_PREFIX = "generator_ema.average."
+
+
+def load_generator(path: str | Path, raw: bool = False) -> tuple[torch.nn.Module, dict[str, Any]]:
+    """The generator of a checkpoint, rebuilt from its stored config, in eval mode: the
+    moving average of its weights where the run kept one (as its metrics and grids did),
+    unless ``raw``."""
     checkpoint = load_checkpoint(path)
     config = checkpoint.get("gan_config")
     if not isinstance(config, dict):
@@ -58,8 +68,10 @@ def load_generator(path: str | Path) -> tuple[torch.nn.Module, dict[str, Any]]:
         raise SampleError(f"{path}: generator _target_ '{target}' is not one of this package's "
                           f"models ({', '.join(ALLOWED_TARGETS)}*); refused")
     generator = instantiate(node)
-    state = {k.removeprefix("generator."): v for k, v in checkpoint["state_dict"].items()
-             if k.startswith("generator.")}
+    weights = checkpoint["state_dict"]
+    prefix = EMA_PREFIX if not raw and any(k.startswith(EMA_PREFIX) for k in weights) \
+        else "generator."
+    state = {k.removeprefix(prefix): v for k, v in weights.items() if k.startswith(prefix)}
     generator.load_state_dict(state)
     return generator.eval(), config
 
@@ -146,7 +158,7 @@ def main(argv: list[str] | None = None) -> int:
         n, steps = int(args.get("n", 64)), int(args.get("steps", 8))
         if n < 1 or steps < 2:
             raise SampleError("n must be >= 1 and steps >= 2")
-        generator, config = load_generator(args["ckpt"])
+        generator, config = load_generator(args["ckpt"], as_bool(args.get("raw", "false")))
         interpolate = as_bool(args.get("interpolate", "false"))
         images = generate(generator, config, n, int(args.get("seed", 0)),
                           int(args["class"]) if "class" in args else None, interpolate, steps,

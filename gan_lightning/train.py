@@ -48,6 +48,11 @@ def build(cfg: DictConfig) -> tuple[L.LightningDataModule, GANModule, L.Trainer]
         fast=cfg.get("fast", True),
         run=RunState(),
         checkpoint_config=checkpoint_config(cfg),
+        augment=instantiate(cfg.augment) if cfg.get("augment") else None,
+        ema_decay=OmegaConf.select(cfg, "ema.decay", default=None),
+        ema_start=OmegaConf.select(cfg, "ema.start", default=0),
+        lr_schedule_d=schedule(cfg, "d"),
+        lr_schedule_g=schedule(cfg, "g"),
     )
     # an entry set to null (callbacks.samples=null) is switched off
     callbacks = [instantiate(c) for c in (cfg.get("callbacks") or {}).values() if c]
@@ -59,10 +64,16 @@ def build(cfg: DictConfig) -> tuple[L.LightningDataModule, GANModule, L.Trainer]
     return datamodule, module, trainer
 
 
+def schedule(cfg: DictConfig, net: str) -> Any:
+    """The learning-rate schedule factory of network ``net`` (``lr_schedule.d`` / ``.g``)."""
+    node = OmegaConf.select(cfg, f"lr_schedule.{net}", default=None)
+    return instantiate(node) if node else None
+
+
 def checkpoint_config(cfg: DictConfig) -> dict[str, Any]:
     """What a checkpoint needs to rebuild its networks: model, dataset shape, z_dim, seed."""
     plain = OmegaConf.to_container(cfg, resolve=True)
-    keep = ("model", "z_dim", "seed", "n_critic", "loss")
+    keep = ("model", "z_dim", "seed", "n_critic", "loss", "ema")
     out = {k: plain[k] for k in keep if k in plain}
     out["dataset"] = {k: plain["dataset"].get(k) for k in ("name", "img_shape", "num_classes")}
     return out

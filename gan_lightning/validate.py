@@ -28,6 +28,7 @@ from hydra.experimental.callback import Callback
 from hydra.utils import get_class, get_method, instantiate
 from omegaconf import DictConfig, OmegaConf
 
+from gan_lightning.augment import TRANSFORMS, policy_names
 from gan_lightning.errors import ConfigError
 
 __all__ = ["ConfigError", "ValidateConfig", "build_networks", "check_added_keys",
@@ -66,6 +67,12 @@ RULES: dict[str, tuple[Callable[[Any], bool], str]] = {
     "dataset.max_memory_gb": (lambda v: _number(v) and v > 0, "a number > 0"),
     "dataset.max_unreadable": (lambda v: _number(v) and 0 <= v <= 1, "a number in [0, 1]"),
     "dataset.storage": (lambda v: v in ("float", "uint8"), "float or uint8"),
+    "ema.decay": (lambda v: v is None or (_number(v) and 0 <= v < 1), "null or a number in [0, 1)"),
+    "ema.start": (lambda v: _integer(v) and v >= 0, "an integer >= 0"),
+    "loss.r1_gamma": (lambda v: _number(v) and v >= 0, "a number >= 0"),
+    "loss.r1_every": (lambda v: _integer(v) and v >= 1, "an integer >= 1"),
+    "augment.policy": (lambda v: all(p in TRANSFORMS for p in policy_names(v)),
+                       f"a list of {', '.join(TRANSFORMS)} ([] for none)"),
 }
 
 #: where a config's ``_target_`` may point: this package, torch and Lightning, nothing else

@@ -6,7 +6,7 @@ from omegaconf import OmegaConf
 
 from conftest import REPO
 
-GROUPS = ["dataset", "model", "loss", "optimizer", "metrics", "trainer", "logger", "callbacks",
+GROUPS = ["dataset", "model", "loss", "optimizer", "lr_schedule", "metrics", "trainer", "logger", "callbacks",
           "experiment", "debug", "paths", "hparams_search"]
 
 

@@ -268,7 +268,7 @@ def test_bad_metric_settings_are_refused():
     with pytest.raises(ValueError, match="every_n_epochs"):
         Evaluator(precision_recall={"every_n_epochs": 0})
     with pytest.raises(TypeError, match="unknown"):
-        Evaluator(kid={})
+        Evaluator(lpips={})
 
 
 DATASETS = sorted(p.stem for p in (REPO / "conf" / "dataset").glob("*.yaml"))

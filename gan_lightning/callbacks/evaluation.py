@@ -65,6 +65,8 @@ class Evaluator(L.Callback):
             ``weights_path`` (local InceptionV3 weights, for offline use), ``antialias``
             (inception resize, fixed and recorded), and the schedule:
             ``every_n_epochs``, ``num_fake``, ``num_real``. The extractor serves all metrics.
+        kid: Kernel Inception Distance on FID's features: schedule, ``subsets`` and
+            ``subset_size`` (KID is their mean; its standard deviation is ``kid_std``).
         precision_recall: schedule (k-NN costs ~O(n^2): fewer samples, less often) and ``k``.
         coverage: ``enabled``: the class coverage (``metrics.coverage``) whenever FID is
             computed, on the classifier's logits of FID's samples (labelled datasets;
@@ -81,6 +83,7 @@ class Evaluator(L.Callback):
     def __init__(
         self,
         fid: dict[str, Any] | None = None,
+        kid: dict[str, Any] | None = None,
         precision_recall: dict[str, Any] | None = None,
         coverage: dict[str, Any] | None = None,
         batch_size: int = 1000,
@@ -93,6 +96,9 @@ class Evaluator(L.Callback):
         unknown = set(metrics) - {"is"}
         if unknown:
             raise TypeError(f"metrics: unknown settings {sorted(unknown)}")
+        kid = dict(kid or {})
+        self.kid_subsets = kid.pop("subsets", 100)
+        self.kid_subset_size = kid.pop("subset_size", 1000)
         fid = dict(fid or {})
         self.feature = fid.pop("feature", "auto")
         self.weights_path = fid.pop("weights_path", None)
@@ -103,6 +109,7 @@ class Evaluator(L.Callback):
             raise ValueError("metrics: precision_recall.k and batch_size must be >= 1")
         self.schedules = {
             "fid": Schedule("fid", **fid),
+            "kid": Schedule("kid", **kid),
             "is": Schedule("is", **(metrics.get("is") or {})),
             "precision_recall": Schedule("precision_recall", **pr),
         }
@@ -163,7 +170,8 @@ class Evaluator(L.Callback):
             extractor, num_real={k: s.num_real for k, s in on.items()},
             num_fake=num_fake, k=self.pr_k,
             batch_size=self.batch_size, seed=self.seed, device=pl_module.device,
-            real_shares=shares)
+            real_shares=shares, kid_subsets=self.kid_subsets,
+            kid_subset_size=self.kid_subset_size)
         num_real = max((s.num_real for s in on.values()), default=0)
         real = dm.reference_images(num_real)
         if len(real) < num_real:
@@ -250,6 +258,7 @@ class Evaluator(L.Callback):
         protocol: dict[str, Any] = {
             "feature": self.feature, "reference": "test split", "precision_recall_k": self.pr_k,
             "coverage": {"enabled": self.coverage, "floor": COVERAGE_FLOOR},
+            "kid_subsets": self.kid_subsets, "kid_subset_size": self.kid_subset_size,
             **{k: asdict(s) for k, s in self.schedules.items()},
         }
         for s in protocol.values():

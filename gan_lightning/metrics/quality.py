@@ -15,12 +15,14 @@ from the same samples, up to the order of floating-point sums.
 from __future__ import annotations
 
 import logging
+import warnings
 from pathlib import Path
 
 import torch
 from torch import nn
 from torchmetrics.image.fid import FrechetInceptionDistance
 from torchmetrics.image.inception import InceptionScore
+from torchmetrics.image.kid import KernelInceptionDistance
 
 from gan_lightning.cache import save_atomically
 from gan_lightning.metrics.coverage import class_coverage, conditional_accuracy
@@ -32,7 +34,8 @@ from gan_lightning.ranks import block, gather, is_main
 log = logging.getLogger(__name__)
 
 #: the metrics this class computes, and the scalar figures each gives
-METRICS = {"fid": ("fid",), "is": ("is",), "precision_recall": ("precision", "recall"),
+METRICS = {"fid": ("fid",), "kid": ("kid", "kid_std"), "is": ("is",),
+           "precision_recall": ("precision", "recall"),
            "coverage": ("class_tv", "class_kl", "classes_covered", "class_confidence")}
 
 
@@ -50,12 +53,15 @@ class SampleQuality:
         device: where the extractor runs and the statistics are kept.
         real_shares: the real class distribution ``(K,)``, for ``coverage`` (which needs an
             extractor whose logits are those classes: the dataset's classifier).
+        kid_subsets, kid_subset_size: KID is the mean (and standard deviation) over this many
+            random subsets of this many real and fake features (at most the samples there are).
     """
 
     def __init__(self, extractor: nn.Module, num_real: dict[str, int],
                  num_fake: dict[str, int], k: int = 3, batch_size: int = 1000,
                  seed: int = 0, device: torch.device | str = "cpu",
-                 real_shares: torch.Tensor | None = None) -> None:
+                 real_shares: torch.Tensor | None = None, kid_subsets: int = 100,
+                 kid_subset_size: int = 1000) -> None:
         unknown = set(num_real) - set(METRICS)
         if unknown:
             raise ValueError(f"unknown metrics {sorted(unknown)}; choose from {sorted(METRICS)}")
@@ -66,6 +72,15 @@ class SampleQuality:
         # The extractor runs once per batch (``extract``); the metrics receive its outputs.
         self.fid = FrechetInceptionDistance(
             IdentityFeatures(extractor.num_features), reset_real_features=False).to(device)
+        self.kid = None
+        self.kid_subset_size = kid_subset_size
+        self.kid_real = 0  # reference features KID holds (all ranks)
+        if "kid" in num_fake:
+            with warnings.catch_warnings():  # "will save all extracted features": 10k x F, fine
+                warnings.simplefilter("ignore", UserWarning)
+                self.kid = KernelInceptionDistance(
+                    IdentityFeatures(extractor.num_features), subsets=kid_subsets,
+                    subset_size=kid_subset_size, reset_real_features=False).to(device)
         self.inception = (InceptionScore(nn.Identity()).to(device)
                           if self.has_logits and "is" in num_fake else None)
         self.real_pr: torch.Tensor | None = None
@@ -109,6 +124,10 @@ class SampleQuality:
                 save_atomically(features.cpu(), cache)
         self.fid.update(first(features[mine.start:mine.stop], mine.start,
                               self.num_real.get("fid", len(real))), real=True)
+        if self.kid is not None:
+            self.kid.update(first(features[mine.start:mine.stop], mine.start,
+                                  self.num_real["kid"]), real=True)
+            self.kid_real = min(len(features), self.num_real["kid"])
         if "precision_recall" in self.num_real:
             self.real_pr = features[: self.num_real["precision_recall"]].float()
             self.real_radii = knn_radii(self.real_pr, self.k)
@@ -140,6 +159,17 @@ class SampleQuality:
             self.fid.update(first(features, offset, self.num_fake["fid"]), real=False)
             results["fid"] = float(self.fid.compute())  # under DDP: states summed over ranks
             self.fid.reset()  # keeps the real statistics (reset_real_features=False)
+        if "kid" in metrics and self.kid is not None:
+            fake = first(features, offset, self.num_fake["kid"])
+            self.kid.update(fake, real=False)
+            n_fake = int(gather(torch.tensor([len(fake)])).sum())
+            # a subset can be no larger than either set (a small dataset's reference)
+            self.kid.subset_size = min(self.kid_subset_size, self.kid_real, n_fake)
+            with torch.random.fork_rng():  # KID draws its subsets with the global RNG
+                torch.manual_seed(self.seed)
+                kid, kid_std = self.kid.compute()
+            results["kid"], results["kid_std"] = float(kid), float(kid_std)
+            self.kid.reset()  # keeps the real features (reset_real_features=False)
         if "is" in metrics and self.inception is not None:
             self.inception.update(first(torch.cat(logits), offset, self.num_fake["is"]))
             with torch.random.fork_rng():  # IS shuffles with the global RNG

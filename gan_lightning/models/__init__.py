@@ -4,12 +4,14 @@ from gan_lightning.models.discriminators import (
     ConditionalMLPDiscriminator,
     DCGANDiscriminator,
     DCGANMNISTDiscriminator,
+    InfoGANDiscriminator,
     MLPDiscriminator,
 )
 from gan_lightning.models.generators import (
     ConditionalMLPGenerator,
     DCGANGenerator,
     DCGANMNISTGenerator,
+    InfoGANGenerator,
     MLPGenerator,
 )
 
@@ -20,6 +22,8 @@ __all__ = [
     "DCGANGenerator",
     "DCGANMNISTDiscriminator",
     "DCGANMNISTGenerator",
+    "InfoGANDiscriminator",
+    "InfoGANGenerator",
     "MLPDiscriminator",
     "MLPGenerator",
 ]

@@ -11,6 +11,7 @@ from gan_lightning.models.layers import (
     image_shape,
     init_dcgan_weights,
     mlp,
+    spectral_normed,
 )
 
 
@@ -19,14 +20,16 @@ class MLPDiscriminator(nn.Module):
 
     With ``hidden_dims=[128]`` this is the source report's discriminator (784->128->1); the
     report's final Sigmoid lives in the loss (``loss=bce`` applies it exactly as the report did).
+    Every discriminator here takes ``spectral_norm``: spectral normalisation of its weights.
     """
 
     def __init__(self, img_shape: list[int], hidden_dims: list[int], slope: float = 0.2,
                  activation: str = "leaky_relu", dropout: float = 0.0,
-                 extra_inputs: int = 0) -> None:
+                 extra_inputs: int = 0, spectral_norm: bool = False) -> None:
         super().__init__()
         dims = [math.prod(img_shape) + extra_inputs, *hidden_dims, 1]
-        self.net = nn.Sequential(*mlp(dims, slope, activation, dropout))
+        self.net = spectral_normed(nn.Sequential(*mlp(dims, slope, activation, dropout)),
+                                   spectral_norm)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         return self.net(x.flatten(1))
@@ -39,7 +42,8 @@ class DCGANMNISTDiscriminator(nn.Module):
     Conv 128 (3x3), LeakyReLU; Flatten; Linear 1 (a logit: the loss owns the sigmoid).
     """
 
-    def __init__(self, img_shape: list[int], slope: float = 0.2, dropout: float = 0.3) -> None:
+    def __init__(self, img_shape: list[int], slope: float = 0.2, dropout: float = 0.3,
+                 spectral_norm: bool = False) -> None:
         super().__init__()
         channels, height, width = image_shape(img_shape, "dcgan_mnist")
         if (height, width) != (28, 28):
@@ -51,6 +55,7 @@ class DCGANMNISTDiscriminator(nn.Module):
             nn.Conv2d(256, 128, 3, padding=1), nn.LeakyReLU(slope),
             nn.Flatten(), nn.Linear(128 * 7 * 7, 1),
         )
+        spectral_normed(self, spectral_norm)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         return self.net(x)
@@ -61,11 +66,12 @@ class ConditionalMLPDiscriminator(nn.Module):
     the MLP discriminator's layers. Takes ``(images, labels)``."""
 
     def __init__(self, img_shape: list[int], num_classes: int, hidden_dims: list[int],
-                 slope: float = 0.2, dropout: float = 0.0, label: str = "onehot") -> None:
+                 slope: float = 0.2, dropout: float = 0.0, label: str = "onehot",
+                 spectral_norm: bool = False) -> None:
         super().__init__()
         self.label = LabelCode(num_classes, label)
         self.body = MLPDiscriminator(img_shape, hidden_dims, slope, dropout=dropout,
-                                     extra_inputs=num_classes)
+                                     extra_inputs=num_classes, spectral_norm=spectral_norm)
 
     def forward(self, x: torch.Tensor, labels: torch.Tensor) -> torch.Tensor:
         return self.body.net(torch.cat([x.flatten(1), self.label(labels)], dim=1))
@@ -77,7 +83,7 @@ class DCGANDiscriminator(nn.Module):
     ``start x start`` convolution to one logit."""
 
     def __init__(self, img_shape: list[int], ndf: int = 64, slope: float = 0.2,
-                 batch_norm: bool = True) -> None:
+                 batch_norm: bool = True, spectral_norm: bool = False) -> None:
         super().__init__()
         start, n_up = dcgan_sizes(img_shape)
         layers: list[nn.Module] = [nn.Conv2d(img_shape[0], ndf, 4, 2, 1, bias=False),
@@ -91,6 +97,36 @@ class DCGANDiscriminator(nn.Module):
         layers += [nn.Conv2d(width, 1, start, 1, 0, bias=False), nn.Flatten()]  # start -> 1
         self.net = nn.Sequential(*layers)
         init_dcgan_weights(self)
+        spectral_normed(self, spectral_norm)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.net(x)
+
+
+class InfoGANDiscriminator(nn.Module):
+    """The InfoGAN-style discriminator of Lucic et al. (2018) for 28x28 images: Conv 64 (4x4,
+    stride 2), LeakyReLU; Conv 128 (4x4, stride 2), BatchNorm, LeakyReLU; Linear 1024,
+    BatchNorm, LeakyReLU; Linear 1 (a logit)."""
+
+    def __init__(self, img_shape: list[int], width: int = 64, hidden: int = 1024,
+                 slope: float = 0.2, batch_norm: bool = True,
+                 spectral_norm: bool = False) -> None:
+        super().__init__()
+        channels, height, side = image_shape(img_shape, "infogan")
+        if (height, side) != (28, 28):
+            raise ValueError(f"infogan scores 28x28 images; the dataset has {img_shape}")
+
+        def norm(kind: type[nn.Module], n: int) -> list[nn.Module]:
+            return [kind(n)] if batch_norm else []
+
+        self.net = nn.Sequential(
+            nn.Conv2d(channels, width, 4, 2, 1), nn.LeakyReLU(slope),  # 28 -> 14
+            nn.Conv2d(width, 2 * width, 4, 2, 1), *norm(nn.BatchNorm2d, 2 * width),  # -> 7
+            nn.LeakyReLU(slope), nn.Flatten(),
+            nn.Linear(2 * width * 7 * 7, hidden), *norm(nn.BatchNorm1d, hidden),
+            nn.LeakyReLU(slope), nn.Linear(hidden, 1),
+        )
+        spectral_normed(self, spectral_norm)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         return self.net(x)

@@ -117,3 +117,27 @@ class DCGANGenerator(nn.Module):
 
     def forward(self, z: torch.Tensor) -> torch.Tensor:
         return self.net(z)
+
+
+class InfoGANGenerator(nn.Module):
+    """The InfoGAN-style generator of Lucic et al. (2018) for 28x28 images: Linear 1024,
+    BatchNorm, ReLU; Linear 7x7x128, BatchNorm, ReLU; ConvTranspose 64 (4x4, stride 2),
+    BatchNorm, ReLU; ConvTranspose to the image (4x4, stride 2), Tanh."""
+
+    def __init__(self, z_dim: int, img_shape: list[int], width: int = 64,
+                 hidden: int = 1024) -> None:
+        super().__init__()
+        channels, height, side = image_shape(img_shape, "infogan")
+        if (height, side) != (28, 28):
+            raise ValueError(f"infogan generates 28x28 images; the dataset has {img_shape}")
+        self.z_dim = z_dim
+        self.net = nn.Sequential(
+            nn.Linear(z_dim, hidden), nn.BatchNorm1d(hidden), nn.ReLU(),
+            nn.Linear(hidden, 2 * width * 7 * 7), nn.BatchNorm1d(2 * width * 7 * 7), nn.ReLU(),
+            nn.Unflatten(1, (2 * width, 7, 7)),
+            nn.ConvTranspose2d(2 * width, width, 4, 2, 1), nn.BatchNorm2d(width), nn.ReLU(),
+            nn.ConvTranspose2d(width, channels, 4, 2, 1), nn.Tanh(),  # 14 -> 28
+        )
+
+    def forward(self, z: torch.Tensor) -> torch.Tensor:
+        return self.net(z)

@@ -79,3 +79,14 @@ class LabelCode(nn.Module):
         if self.embedding is not None:
             return self.embedding(labels)
         return nn.functional.one_hot(labels, self.num_classes).float()
+
+
+def spectral_normed(module: nn.Module, enabled: bool = True) -> nn.Module:
+    """Spectral normalisation (Miyato et al. 2018) of every conv and linear weight of
+    ``module``: each is divided by its largest singular value (one power iteration per
+    forward), which bounds the layer's Lipschitz constant by 1. Applied after initialisation."""
+    if enabled:
+        for m in list(module.modules()):
+            if isinstance(m, nn.Conv2d | nn.ConvTranspose2d | nn.Linear):
+                nn.utils.parametrizations.spectral_norm(m)
+    return module
