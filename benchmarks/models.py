@@ -36,7 +36,7 @@ def bench(entry: str, steps: int, seed: int, threads: int | None) -> dict[str, f
             "dataset.source=torchvision",
             # one evaluation, at the end: the budget, not the schedule, decides
             "metrics.fid.every_n_epochs=1000", "metrics.is.enabled=false",
-            "metrics.precision_recall.enabled=false",
+            "metrics.precision_recall.enabled=false", "metrics.kid.enabled=false",
         ], out)
         if threads:
             torch.set_num_threads(threads)

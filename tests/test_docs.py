@@ -2,12 +2,13 @@
 
 import re
 
+import pytest
 from omegaconf import OmegaConf
 
 from conftest import REPO
 
-GROUPS = ["dataset", "model", "loss", "optimizer", "lr_schedule", "metrics", "trainer", "logger", "callbacks",
-          "experiment", "debug", "paths", "hparams_search"]
+GROUPS = ["dataset", "model", "loss", "optimizer", "lr_schedule", "metrics", "trainer", "logger",
+          "callbacks", "experiment", "debug", "paths", "hparams_search"]
 
 
 def readme_table() -> dict[str, str]:
@@ -77,3 +78,16 @@ def test_every_documented_train_command_composes_and_validates(tmp_path):
         validate(task)
         check_targets(task)
         assert cfg.model.generator._target_, (where, args)
+
+
+@pytest.mark.parametrize("study", sorted(p.parent.name for p in REPO.glob(
+    "experiments/*/report.json")))
+def test_committed_verdicts_are_the_generated_ones(study):
+    """What a study's README quotes as its verdict is what gan-report generated."""
+    import json
+
+    folder = REPO / "experiments" / study
+    verdicts = " ".join(json.loads((folder / "report.json").read_text())["verdicts"])
+    section = (folder / "README.md").read_text().split("## Verdict", 1)[1].split("\n## ", 1)[0]
+    quoted = " ".join(line[2:] for line in section.splitlines() if line.startswith("> "))
+    assert quoted and " ".join(quoted.split()) in " ".join(verdicts.split())

@@ -4,6 +4,7 @@ import json
 
 import pytest
 import torch
+from test_module import loader, make_module, trainer
 from torch import nn
 
 from conftest import FAST, run_train
@@ -21,7 +22,6 @@ from gan_lightning.models import (
 from gan_lightning.module import GANModule
 from gan_lightning.sample import load_generator
 from gan_lightning.schedules import linear_decay
-from test_module import loader, make_module, trainer
 
 
 def test_ema_differs_from_g_and_moves_toward_it(tmp_path):

@@ -94,7 +94,7 @@ def test_collapsed_runs_are_counted_not_averaged():
     (found,) = comparisons(runs, ["optimizer"])
     assert found.estimates["fid"]["default"].mean == pytest.approx(102.0)
     assert found.estimates["fid"]["sgd"].n == 0
-    assert "default: 1 of 3 collapsed; sgd: 2 of 2 collapsed" in found.verdict
+    assert "optimizer=default: 1 of 3 collapsed; optimizer=sgd: 2 of 2 collapsed" in found.verdict
     assert "at 2-3 seeds" in found.verdict
 
 
@@ -110,7 +110,8 @@ def test_an_axis_that_never_trains_gets_one_line():
     found = comparisons(runs, ["optimizer", "z_dim"])
     lines = headlines(found)
     assert lines[0] == ("optimizer: nothing to compare in any setting of z_dim: fewer than two "
-                        "values have a run that ended ok. Not averaged: sgd: 2 of 2 collapsed.")
+                        "values have a run that ended ok. Not averaged: optimizer=sgd: 2 of 2 "
+                        "collapsed.")
     assert len(lines) == 3  # z_dim within sgd, z_dim within default
 
 
@@ -168,3 +169,16 @@ def test_folders_repeating_the_same_runs_are_told_apart_by_a_sweep_axis(tmp_path
                                      tmp_path / "out")["json"].read_text())
     assert report["axes"] == ["sweep"]
     assert report["verdicts"][0].startswith("sweep: sweep=new beats sweep=old by 10.0 FID")
+
+
+def test_curves_survive_without_event_files(tmp_path):
+    from gan_lightning.report.runs import export_curves, read_curves
+
+    run = fake_run(tmp_path / "sweep", 0, ["optimizer=sgd"], fid=[100.0], steps=1200)
+    full = read_curves(run)
+    export_curves(run, points=100)
+    for event in run.rglob("events.out.tfevents.*"):
+        event.unlink()
+    kept = read_curves(run)
+    assert set(kept) == set(full) and len(kept["train/loss_d"][0]) == 100
+    assert kept["train/loss_d"][0][:2] == full["train/loss_d"][0][:24:12]

@@ -32,6 +32,7 @@ from gan_lightning.report.runs import (
     axis_values,
     combine_nested,
     load_sweeps,
+    named,
     swept_axes,
 )
 from gan_lightning.report.verdicts import (
@@ -162,9 +163,9 @@ def sample_grid(runs: list[Run], settings: list[str]) -> ImageGrid:
     for combo in row_combos:
         cells.append([pick([r for r in runs if setting_of(r, settings) == (*combo, c)])
                       for c in cols])
-    labels = [", ".join(f"{a}={v}" for a, v in zip(row_axes, combo, strict=True))
+    labels = [", ".join(named(a, v) for a, v in zip(row_axes, combo, strict=True))
               for combo in row_combos]
-    return ImageGrid(labels or [""], [f"{col_axis}={c}" for c in cols], cells)
+    return ImageGrid(labels or [""], [named(col_axis, c) for c in cols], cells)
 
 
 def effects_table(found: list[Comparison]) -> Table:

@@ -18,7 +18,7 @@ import matplotlib.pyplot as plt  # noqa: E402
 import numpy as np  # noqa: E402
 
 from gan_lightning.record import Tag, history  # noqa: E402
-from gan_lightning.report.runs import Run, axis_values  # noqa: E402
+from gan_lightning.report.runs import Run, axis_values, named  # noqa: E402
 
 Series = Callable[[Run], tuple[Sequence[float], Sequence[float]]]
 PNG_METADATA = {"Software": None}
@@ -68,7 +68,7 @@ def panels(runs: list[Run], axes: list[str], axis: str | None) -> list[tuple[str
         chosen = [r for r in runs if all(r.overrides.get(a) == v for a, v in zip(others, combo,
                                                                                    strict=True))]
         if chosen:
-            out.append((", ".join(f"{a}={v}" for a, v in zip(others, combo, strict=True)), chosen))
+            out.append((", ".join(named(a, v) for a, v in zip(others, combo, strict=True)), chosen))
     return out
 
 
@@ -85,7 +85,7 @@ def overlay(path: Path, runs: list[Run], axes: list[str], axis: str | None,
         if axis is None:
             groups = [(run_label(r), [r]) for r in panel_runs]
         else:
-            groups = [(f"{axis}={v}", [r for r in panel_runs if r.overrides.get(axis) == v])
+            groups = [(named(axis, v), [r for r in panel_runs if r.overrides.get(axis) == v])
                       for v in axis_values(panel_runs, axis)]
         for row, (ylabel, series, smoothed, log_y) in enumerate(rows):
             ax = grid[row][col]
@@ -179,7 +179,7 @@ def class_share_figure(path: Path, runs: list[Run], settings: list[str]) -> Path
     for run in runs:
         shares = (run.record.get("class_shares") or {})
         if isinstance(shares.get("final"), list):
-            label = ", ".join(f"{a}={run.overrides.get(a, '')}" for a in settings) or run.name
+            label = ", ".join(named(a, run.overrides.get(a, "")) for a in settings) or run.name
             groups.setdefault(label, []).append(shares["final"])
             real = real or shares.get("real")
     if not groups or not real:

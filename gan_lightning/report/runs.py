@@ -7,6 +7,7 @@ Nothing here trusts a run to have finished: a folder without ``metrics.json`` is
 from __future__ import annotations
 
 import itertools
+import json
 import re
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -79,8 +80,13 @@ def read_overrides(path: Path, record: dict[str, Any]) -> dict[str, str]:
     return {key.lstrip("+~"): value for key, value in pairs}
 
 
+#: a run's training curves outside TensorBoard: what a committed study keeps of its events
+CURVES_FILE = "curves.json"
+
+
 def read_curves(path: Path) -> dict[str, tuple[list[int], list[float]]]:
-    """Training scalars from the run's TensorBoard event files: ``{tag: (g_steps, values)}``."""
+    """Training scalars from the run's TensorBoard event files, else from its ``curves.json``
+    (``export_curves``): ``{tag: (g_steps, values)}``."""
     from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
 
     curves: dict[str, dict[int, float]] = {}
@@ -95,8 +101,26 @@ def read_curves(path: Path) -> dict[str, tuple[list[int], list[float]]]:
                     curves.setdefault(tag, {})[event.step] = event.value
         except Exception:  # noqa: BLE001 - a truncated event file leaves its run without curves
             continue
+    if not curves and (path / CURVES_FILE).is_file():
+        try:
+            stored = json.loads((path / CURVES_FILE).read_text())
+            return {tag: (list(steps), list(values)) for tag, (steps, values) in stored.items()}
+        except (ValueError, TypeError):
+            return {}
     return {tag: (sorted(points), [points[s] for s in sorted(points)])
             for tag, points in curves.items()}
+
+
+def export_curves(path: Path, points: int = 500) -> Path:
+    """Write the run's curves (at most ``points`` per tag, evenly picked) to ``curves.json``,
+    so that a study committed without its event files still draws them."""
+    out = {}
+    for tag, (steps, values) in read_curves(path).items():
+        every = max(1, -(-len(steps) // points))
+        out[tag] = [steps[::every], [round(v, 5) for v in values[::every]]]
+    file = path / CURVES_FILE
+    file.write_text(json.dumps(out, separators=(",", ":")) + "\n")
+    return file
 
 
 def load_run(path: Path) -> Run:
@@ -179,6 +203,11 @@ def combine_nested(runs: list[Run], axes: list[str]) -> list[str]:
                 run.overrides[name] = " ".join(f"{a}={run.overrides[a]}" for a in group
                                                if run.overrides.get(a))
     return ["+".join(group) for group in groups]
+
+
+def named(axis: str, value: str) -> str:
+    """``z_dim=50`` for a bare value; a combined axis's values name their keys already."""
+    return value if "=" in value else f"{axis}={value}"
 
 
 def axis_values(runs: list[Run], axis: str) -> list[str]:

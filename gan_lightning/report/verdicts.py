@@ -24,7 +24,7 @@ from typing import Any
 from scipy import stats
 
 from gan_lightning.record import Status
-from gan_lightning.report.runs import Run, axis_values
+from gan_lightning.report.runs import Run, axis_values, named
 
 ALPHA = 0.05
 POWER = 0.8
@@ -252,7 +252,7 @@ def comparisons(runs: list[Run], settings: list[str]) -> list[Comparison]:
     return found
 
 
-def not_averaged(arms: list[Arm]) -> str:
+def not_averaged(arms: list[Arm], axis: str) -> str:
     """'sgd: 3 of 3 collapsed' for every value with runs that did not end ok (arms of one
     value in several settings are counted together)."""
     counts: dict[str, Counter[str]] = {}
@@ -264,13 +264,8 @@ def not_averaged(arms: list[Arm]) -> str:
     for value, bad in counts.items():
         if bad:
             what = ", ".join(f"{n} of {totals[value]} {s}" for s, n in sorted(bad.items()))
-            notes.append(f"{value}: {what}")
+            notes.append(f"{named(axis, value)}: {what}")
     return "; ".join(notes)
-
-
-def named(axis: str, value: str) -> str:
-    """``z_dim=50`` for a bare value; a combined axis's values name their keys already."""
-    return value if "=" in value else f"{axis}={value}"
 
 
 def headlines(found: list[Comparison]) -> list[str]:
@@ -282,7 +277,7 @@ def headlines(found: list[Comparison]) -> list[str]:
         empty = [c for c in of_axis if c.best is None or not c.differences.get(PRIMARY.key)]
         if len(of_axis) > 1 and len(empty) == len(of_axis):
             others = ", ".join(of_axis[0].context)
-            skipped = not_averaged([a for c in of_axis for a in c.arms])
+            skipped = not_averaged([a for c in of_axis for a in c.arms], axis)
             lines.append(f"{axis}: nothing to compare in any setting of {others}: fewer than "
                          "two values have a run that ended ok."
                          + (f" Not averaged: {skipped}." if skipped else ""))
@@ -301,7 +296,7 @@ def verdict(c: Comparison) -> str:
     """One sentence from the numbers: what differs, what does not, and why not."""
     head = f"{c.label}: "
     unit = PRIMARY.unit
-    skipped = not_averaged(c.arms)
+    skipped = not_averaged(c.arms, c.axis)
     tail = f" Not averaged: {skipped}." if skipped else ""
     fids = c.estimates[PRIMARY.key]
     scored = [a for a in c.arms if fids[a.value].mean is not None]
@@ -337,7 +332,7 @@ def verdict(c: Comparison) -> str:
             parts.append(f"no difference detected at {seeds_text} seeds; the largest gap, "
                          f"{best} vs {named(c.axis, largest.value)}, "
                          f"{gap_text(largest, unit)}, is inside the seed noise; {need}")
-    return head + ". ".join(parts) + "." + tail
+    return head + "; ".join(parts) + "." + tail
 
 
 def jsonable(c: Comparison) -> dict[str, Any]:
