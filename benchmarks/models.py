@@ -23,7 +23,8 @@ import torch
 from common import compose_config
 from gan_lightning.train import build
 
-IMAGE_EXPERIMENTS = ["report_mlp", "mlp_gan", "cgan", "dcgan_mnist", "dcgan", "wgan_gp"]
+IMAGE_EXPERIMENTS = ["report_mlp", "mlp_gan", "cgan", "dcgan_mnist", "dcgan", "wgan_gp",
+                     "conv_mnist_plain", "conv_mnist"]
 
 
 def bench(entry: str, steps: int, seed: int, threads: int | None) -> dict[str, float]:

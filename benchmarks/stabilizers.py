@@ -2,7 +2,7 @@
 with nothing on, and with each stabilizer alone, in one process, the settings alternated over
 several rounds (the machine's speed drifts; the median of the rounds is printed).
 
-    python benchmarks/stabilizers.py                       # the narrow DCGAN on MNIST
+    python benchmarks/stabilizers.py                 # experiment=conv_mnist_plain's networks
     python benchmarks/stabilizers.py --steps 200 --rounds 3 --base "experiment=dcgan"
 
 One line per setting:  setting=X ms_per_step=.. relative=<its time / the baseline's>
@@ -23,12 +23,13 @@ from common import compose_config
 from gan_lightning.ema import EMA
 from gan_lightning.train import build
 
-BASE = ("experiment=dcgan model.generator.ngf=32 model.discriminator.ndf=32 "
-        "dataset.batch_size=64")
+BASE = "experiment=conv_mnist_plain"
 SETTINGS = {
     "baseline": [],
     "ema": ["ema.decay=0.999"],
     "spectral_norm": ["model.discriminator.spectral_norm=true"],
+    "sn_no_batchnorm": ["model.discriminator.spectral_norm=true",
+                        "model.discriminator.batch_norm=false"],
     "r1_every_1": ["loss.r1_gamma=1"],
     "r1_every_16": ["loss.r1_gamma=1", "loss.r1_every=16"],
     "diffaugment": ["augment.policy=[color,translation,cutout]"],

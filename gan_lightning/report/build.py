@@ -55,6 +55,7 @@ COLUMNS = [
     # 4 significant digits: image FIDs (108.6) and 2-D point FIDs (0.03817) alike
     ("final FID", "fid", "{:.4g}"),
     ("best FID", "best_fid", "{:.4g}"),
+    ("KID", "kid", "{:.4g}"),
     ("IS", "is", "{:.2f}"),
     ("D loss", "loss_d", "{:.3f}"),
     ("G loss", "loss_g", "{:.3f}"),
@@ -69,8 +70,9 @@ COLUMNS = [
 SUMMARY_COLUMNS = [c for c in COLUMNS if c[1] not in ("wall_time_s", "epochs")]
 
 
-#: columns shown only when some run has the figure (coverage needs labelled data)
-OPTIONAL = {"class_tv", "classes_covered", "cond_accuracy"}
+#: columns shown only when some run has the figure (coverage needs labelled data; KID came
+#: later than the first committed studies)
+OPTIONAL = {"kid", "class_tv", "classes_covered", "cond_accuracy"}
 
 
 def present(columns: list[tuple[str, str, str]], runs: list[Run]) -> list[tuple[str, str, str]]:

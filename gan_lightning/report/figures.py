@@ -161,15 +161,17 @@ def metric_history(metric: str) -> Series:
 
 def quality_figure(path: Path, runs: list[Run], axes: list[str],
                    axis: str | None) -> Path | None:
-    """Precision and recall (and IS) at each evaluation: where FID moves, which one moved."""
+    """Precision, recall, IS and KID at each evaluation (those the runs have): where FID
+    moves, which of fidelity and diversity moved."""
     rows = [(label, metric_history(metric), False, False)
-            for label, metric in (("precision", "precision"), ("recall", "recall"), ("IS", "is"))
+            for label, metric in (("precision", "precision"), ("recall", "recall"), ("IS", "is"),
+                                  ("KID", "kid"))
             if any(history(r.record, metric)[0] for r in runs)]
     if not rows:
         return None
     by = f" by {axis}" if axis else ""
     return overlay(path, runs, axes, axis, rows, "epoch",
-                   f"Precision, recall, IS{by}\n(mean over seeds, shaded min-max)")
+                   f"{', '.join(row[0] for row in rows)}{by}\n(mean over seeds, shaded min-max)")
 
 
 def class_share_figure(path: Path, runs: list[Run], settings: list[str]) -> Path | None:
