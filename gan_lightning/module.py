@@ -260,7 +260,8 @@ class GANModule(speedups.FastHookName, L.LightningModule):
             if getattr(self.loss, "penalty", None) is not None:  # WGAN-GP: at interpolates
                 penalty = self.loss.penalty(lambda x: self.discriminate(x, labels), real, fake)
                 loss_d = loss_d + penalty
-            if self.loss.r1_gamma and self._d_steps % self.loss.r1_every == 0:
+            # any object with d_loss and g_loss is a loss; only GANLoss has R1
+            if getattr(self.loss, "r1_gamma", 0) and self._d_steps % self.loss.r1_every == 0:
                 r1 = self.loss.r1(lambda x: self.discriminate(x, labels), seen)
                 loss_d = loss_d + r1
             self.update(opt_d, loss_d, self._schedulers[0])

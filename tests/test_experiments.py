@@ -75,6 +75,14 @@ def test_experiments_carry_their_sources_settings(tmp_path):
     assert (keras.loss.real_label, keras.loss.fake_label) == (0.9, 0.1)
     assert (keras.optimizer.lr, keras.optimizer.betas[0], keras.dataset.batch_size) == (1e-4, 0.3,
                                                                                       8)
+    plain, stabilized = cfg("conv_mnist_plain"), cfg("conv_mnist")
+    for conv in (plain, stabilized):  # one set-up, the stabilizers aside
+        assert conv.model.generator._target_.endswith("InfoGANGenerator")
+        assert (conv.model.generator.width, conv.model.generator.hidden) == (32, 512)
+        assert (conv.dataset.batch_size, conv.optimizer.lr, conv.trainer.max_epochs) == (64, 2e-4,
+                                                                                       25)
+    assert plain.ema.decay is None and not plain.model.discriminator.spectral_norm
+    assert stabilized.ema.decay == 0.999 and stabilized.model.discriminator.spectral_norm
 
 
 def test_conditional_gan_uses_labels_and_draws_one_row_per_class(tiny_data, tmp_path):

@@ -48,8 +48,8 @@ class Metric:
 
 
 METRICS = (Metric("fid", "final FID", True, "FID"), Metric("best_fid", "best FID", True, "FID"),
-           Metric("kid", "KID", True, "KID"), Metric("is", "IS", False, "IS"), Metric("precision", "precision", False),
-           Metric("recall", "recall", False))
+           Metric("kid", "KID", True, "KID"), Metric("is", "IS", False, "IS"),
+           Metric("precision", "precision", False), Metric("recall", "recall", False))
 PRIMARY = METRICS[0]
 
 
