@@ -99,8 +99,8 @@ def test_metrics_on_two_ranks_equal_one_process(tiny_data, tmp_path):
              nprocs=2, join=True)
     ranks = torch.load(tmp_path / "ranks.pt", weights_only=False)
     for batch_size, figures in alone.items():
-        assert set(figures) == {"fid", "is", "precision", "recall", "class_tv", "class_kl",
-                                "classes_covered", "class_confidence"}
+        assert set(figures) == {"fid", "kid", "kid_std", "is", "precision", "recall", "class_tv",
+                                "class_kl", "classes_covered", "class_confidence"}
         for key, value in figures.items():
             assert ranks["results"][batch_size][key] == pytest.approx(value, rel=1e-6), key
     assert ranks["same"] == 0.0
