@@ -179,9 +179,8 @@ class GANModule(speedups.FastHookName, L.LightningModule):
     @contextlib.contextmanager
     def sampling(self) -> Iterator[None]:
         """The sampling G (``sampler``) in eval mode without gradients, its mode restored
-        after: how sample grids,
-        metrics and health checks draw (BatchNorm then uses its running statistics, so a
-        sample does not depend on the others in its batch)."""
+        after: how sample grids, metrics and health checks draw (BatchNorm then uses its
+        running statistics, so a sample does not depend on the others in its batch)."""
         net = self.sampler
         was_training = net.training
         net.eval()
@@ -297,7 +296,7 @@ class GANModule(speedups.FastHookName, L.LightningModule):
                 scalars[Tag.R1] = r1
             for tag, scheduler in zip((Tag.LR_D, Tag.LR_G), self._schedulers, strict=True):
                 if scheduler is not None:
-                    scalars[tag] = torch.tensor(scheduler.get_last_lr()[0])
+                    scalars[tag] = torch.tensor(scheduler.get_last_lr()[0], device=self.device)
             values = torch.stack([v.detach().float() for v in scalars.values()])
             if self.trainer.world_size > 1:
                 # the mean over all ranks' batches; every rank then judges the same figures
