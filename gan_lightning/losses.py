@@ -60,15 +60,32 @@ def _report_bce(logits: torch.Tensor, target: float) -> torch.Tensor:
 
     Float32: under mixed precision a half-precision sigmoid saturates to exactly 0 or 1 far
     sooner than the report's float32 one; and CUDA autocast refuses ``binary_cross_entropy``
-    outright ("unsafe to autocast"). NaN: ``F.binary_cross_entropy`` rejects it (an error on
-    CPU, a device assert on CUDA), so NaN is swapped for 0.5 and added back as a zero-gradient
-    NaN term; a non-finite loss then reaches the health monitor, which reports the run as
-    diverged.
+    outright ("unsafe to autocast"). NaN: ``F.binary_cross_entropy`` rejects it, and a NaN
+    loss must reach the health monitor, which reports the run as diverged. On the CPU the
+    rejection is an exception raised before anything is computed, so the plain kernel runs
+    and NaN takes the slower NaN-safe path only when it occurs (the NaN-safe path on every
+    step costs 6% of the report MLP's step); elsewhere it is a device assert, so the NaN-safe
+    path is always taken.
     """
-    with torch.autocast(logits.device.type, enabled=False):
-        p = torch.sigmoid(logits.float())
-        finite = torch.nan_to_num(p, nan=0.5)
-        return F.binary_cross_entropy(finite, torch.full_like(p, target)) + (p - finite).sum()
+    device = logits.device.type
+    if torch.is_autocast_enabled(device):
+        with torch.autocast(device, enabled=False):
+            return _report_bce(logits, target)
+    p = torch.sigmoid(logits.float())
+    full = torch.full_like(p, target)
+    if device == "cpu":
+        try:
+            return F.binary_cross_entropy(p, full)
+        except RuntimeError:  # "all elements of input should be between 0 and 1": NaN
+            pass
+    return _nan_safe_bce(p, full)
+
+
+def _nan_safe_bce(p: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
+    """``F.binary_cross_entropy(p, target)``, NaN where ``p`` has NaN instead of an error: NaN
+    is swapped for 0.5 and added back as a zero-gradient NaN term."""
+    finite = torch.nan_to_num(p, nan=0.5)
+    return F.binary_cross_entropy(finite, target) + (p - finite).sum()
 
 
 class ReportBCELoss(GANLoss):

@@ -130,6 +130,29 @@ def test_losses_propagate_nan_instead_of_raising(loss):
     assert math.isnan(loss.d_loss(t(0.0, 0.0), nan).item())
 
 
+def test_nan_safe_path_of_the_report_bce_equals_the_kernel():
+    """Off the CPU every step takes the NaN-safe path: for finite input it is the plain
+    kernel's value and gradient; for NaN it is NaN with finite gradients elsewhere."""
+    import torch.nn.functional as F
+
+    from gan_lightning.losses import _nan_safe_bce
+
+    for target in (1.0, 0.0, 0.9):
+        p = torch.tensor([[1.0], [0.3], [1e-8], [0.0]], requires_grad=True)
+        q = p.detach().clone().requires_grad_(True)
+        full = torch.full_like(p, target)
+        safe, plain = _nan_safe_bce(p, full), F.binary_cross_entropy(q, full)
+        safe.backward()
+        plain.backward()
+        assert safe.item() == plain.item()
+        # the same up to rounding: the NaN term adds and takes back 1 in each gradient
+        assert torch.allclose(p.grad, q.grad, rtol=1e-6, atol=1e-6)
+    p = torch.tensor([[math.nan], [0.3]], requires_grad=True)
+    value = _nan_safe_bce(p, torch.ones_like(p))
+    value.backward()
+    assert math.isnan(value.item()) and torch.isfinite(p.grad[1]).all()
+
+
 def test_lsgan_and_hinge_by_hand():
     from gan_lightning.losses import HingeLoss, LSGANLoss
 
