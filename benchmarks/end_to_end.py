@@ -13,9 +13,10 @@ on the cores it actually uses. This script times, alternating so that the machin
   epochs written by hand in plain PyTorch, all cores,
 
 ``--pairs`` times each, and prints the median wall times and the median of the per-pair
-ratios (the two arms of a pair run back to back, so the machine's drift cancels). Before
-that, the sweep case, once each: ``python train.py -m optimizer=sgd,adam
-z_dim=20,50,100,200`` (the default parallel launcher) at ``--sweep-epochs`` epochs against
+ratios (the two arms of a pair run back to back, so the machine's drift cancels; every other
+pair runs the plain script first). Before that, the sweep case, once each: ``python train.py
+-m optimizer=sgd,adam z_dim=20,50,100,200`` (the default parallel launcher) at
+``--sweep-epochs`` epochs against
 the plain script run for the same 8 settings one after another. The sweep's collapse check
 is switched off (``callbacks.health.stop_on_collapse=false``) so that both arms train every
 step: SGD lr 0.3 collapses and would otherwise stop early. The last lines are
@@ -73,18 +74,30 @@ def single(epochs: int, pairs: int) -> float:
     framework, plain, cpu_ratios = [], [], []
     for pair in range(pairs):
         out = tempfile.mkdtemp(prefix="gan-e2e-")
-        wall, _ = timed([sys.executable, "train.py", f"trainer.max_epochs={epochs}",
-                         "metrics=none", f"paths.output_root={out}"])
-        cpu = last_cpu
+
+        def run_framework() -> tuple[float, float]:
+            wall, _ = timed([sys.executable, "train.py", f"trainer.max_epochs={epochs}",
+                             "metrics=none", f"paths.output_root={out}"])
+            return wall, last_cpu
+
+        def run_plain() -> tuple[float, float, subprocess.CompletedProcess]:
+            wall, proc = timed([sys.executable, str(PLAIN), f"--epochs={epochs}"])
+            return wall, last_cpu, proc
+
+        # ABBA: every other pair runs the plain script first, so that a machine slowing down
+        # (or speeding up) over the benchmark does not always fall on the same arm
+        if pair % 2 == 0:
+            (wall, cpu), (wall_plain, cpu_plain, proc) = run_framework(), run_plain()
+        else:
+            (wall_plain, cpu_plain, proc), (wall, cpu) = run_plain(), run_framework()
         (record,) = records(out)
         framework.append(wall)
-        wall_plain, proc = timed([sys.executable, str(PLAIN), f"--epochs={epochs}"])
         plain.append(wall_plain)
-        cpu_ratios.append(cpu / last_cpu)
+        cpu_ratios.append(cpu / cpu_plain)
         print(f"pair {pair + 1}: train.py {wall:.1f} s, {cpu:.1f} CPU s (status "
               f"{record['status']}, {record['g_steps']} G steps, {record['threads']} threads, "
               f"training {record['train_time_s']:.1f} s) | plain {wall_plain:.1f} s, "
-              f"{last_cpu:.1f} CPU s ({proc.stdout.strip()})", flush=True)
+              f"{cpu_plain:.1f} CPU s ({proc.stdout.strip()})", flush=True)
     ratios = [f / p for f, p in zip(framework, plain, strict=True)]
     print(f"single run, {epochs} epochs, {pairs} pairs: train.py median "
           f"{statistics.median(framework):.1f} s, plain median {statistics.median(plain):.1f} s, "

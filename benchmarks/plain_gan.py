@@ -52,6 +52,7 @@ def main() -> None:
     bce = nn.BCELoss()
 
     steps = 0
+    loss_d = loss_g = torch.tensor(float("nan"))  # --epochs 0: start-up alone
     for _ in range(args.epochs):
         order = torch.randperm(len(images))
         for first in range(0, len(images), args.batch_size):

@@ -247,23 +247,23 @@ class GANModule(speedups.FastHookName, L.LightningModule):
         opt_d, opt_g = self.optimizers()
         g_net, d_net = self._trained or (self.generator, self.discriminator)
 
-        # Discriminator (critic): real scored up, fake down. G's forward needs no graph here.
+        # Discriminator (critic): real scored up, fake down. G's forward needs no graph here,
+        # so D's loss reaches D's parameters only (no need to switch G's gradients off).
         with torch.no_grad():
             fake_labels = self.sample_labels(len(real))
             fake = self.generate(self.sample_z(len(real)), fake_labels)
-        with self.toggled_optimizer(opt_d):
-            seen = self.augment(real)  # DiffAugment: D sees real and fake alike transformed
-            d_real, d_fake = self.score(seen, self.augment(fake), labels, fake_labels, d_net)
-            loss_d = self.loss.d_loss(d_real, d_fake)
-            penalty = r1 = None
-            if getattr(self.loss, "penalty", None) is not None:  # WGAN-GP: at interpolates
-                penalty = self.loss.penalty(lambda x: self.discriminate(x, labels), real, fake)
-                loss_d = loss_d + penalty
-            # any object with d_loss and g_loss is a loss; only GANLoss has R1
-            if getattr(self.loss, "r1_gamma", 0) and self._d_steps % self.loss.r1_every == 0:
-                r1 = self.loss.r1(lambda x: self.discriminate(x, labels), seen)
-                loss_d = loss_d + r1
-            self.update(opt_d, loss_d, self._schedulers[0])
+        seen = self.augment(real)  # DiffAugment: D sees real and fake alike transformed
+        d_real, d_fake = self.score(seen, self.augment(fake), labels, fake_labels, d_net)
+        loss_d = self.loss.d_loss(d_real, d_fake)
+        penalty = r1 = None
+        if getattr(self.loss, "penalty", None) is not None:  # WGAN-GP: at interpolates
+            penalty = self.loss.penalty(lambda x: self.discriminate(x, labels), real, fake)
+            loss_d = loss_d + penalty
+        # any object with d_loss and g_loss is a loss; only GANLoss has R1
+        if getattr(self.loss, "r1_gamma", 0) and self._d_steps % self.loss.r1_every == 0:
+            r1 = self.loss.r1(lambda x: self.discriminate(x, labels), seen)
+            loss_d = loss_d + r1
+        self.update(opt_d, loss_d, self._schedulers[0])
         self._d_steps += 1
 
         if (batch_idx + 1) % self.n_critic:

@@ -21,6 +21,11 @@ saves is measured by ``python benchmarks/speedups.py`` (figures in ``benchmarks/
 - ``direct_updates``: in full precision on one device, with nothing on the backward and
   optimizer-step hooks, ``GANModule.update`` calls ``backward`` and the optimizer's ``step``
   itself (``direct_step``) instead of ``manual_backward`` and ``LightningOptimizer.step``.
+- ``step_kwargs``: Lightning's training loop inspects ``training_step``'s signature on every
+  batch to decide whether to pass ``batch_idx``; the answer is taken once.
+- ``batch_hooks``: each of the three batch-transfer hooks a batch goes through asks whether
+  the datamodule or the module overrides it (two ``is_overridden`` checks, each a walk over
+  the class's methods); the answer, fixed for the run, is taken once per hook.
 
 Not here, and why: the DDP launcher subclass in ``distributed.py`` is how a Hydra job starts
 its ranks, not a speed-up (no public API does it); ``metrics/features.py`` calls
@@ -36,6 +41,7 @@ import contextlib
 import inspect
 import logging
 import warnings
+from collections import OrderedDict
 from collections.abc import Collection
 from typing import Any
 
@@ -45,7 +51,8 @@ from lightning.pytorch.profilers import PassThroughProfiler
 log = logging.getLogger(__name__)
 
 #: every speed-up, in the order they are applied
-SPEEDUPS = ("hook_name", "profiler", "callback_hooks", "direct_updates")
+SPEEDUPS = ("hook_name", "profiler", "callback_hooks", "direct_updates", "step_kwargs",
+            "batch_hooks")
 
 #: the hooks Lightning's backward and optimizer-step wrappers call, which direct updates skip
 UPDATE_HOOKS = ("on_before_backward", "on_after_backward", "on_before_optimizer_step")
@@ -62,7 +69,8 @@ def apply(trainer: Any, module: Any, fast: bool | Collection[str]) -> list[str]:
     if unknown:
         raise ValueError(f"unknown speed-ups {sorted(unknown)}; choose from {SPEEDUPS}")
     steps = {"hook_name": _hook_name, "profiler": _profiler,
-             "callback_hooks": _callback_hooks, "direct_updates": _direct_updates}
+             "callback_hooks": _callback_hooks, "direct_updates": _direct_updates,
+             "step_kwargs": _step_kwargs, "batch_hooks": _batch_hooks}
     return [name for name in wanted if steps[name](trainer, module)]
 
 
@@ -205,3 +213,36 @@ def direct_step(optimizer: Any, loss: torch.Tensor) -> None:
     optimizer._on_before_step()
     optimizer.optimizer.step()
     optimizer._on_after_step()
+
+
+# -- step_kwargs ----------------------------------------------------------------------------
+def _step_kwargs(trainer: Any, module: Any) -> bool:
+    loop = getattr(getattr(trainer, "fit_loop", None), "epoch_loop", None)
+    build = getattr(loop, "_build_kwargs", None)
+    if build is None:
+        return _fall_back("step_kwargs", "fit_loop.epoch_loop._build_kwargs")
+    # what Lightning passes, decided once: training_step's signature does not change
+    takes_batch_idx = "batch_idx" in build(OrderedDict(), None, 0)
+
+    def step_kwargs(kwargs: OrderedDict, batch: Any, batch_idx: int) -> OrderedDict:
+        kwargs["batch"] = batch
+        if takes_batch_idx:
+            kwargs["batch_idx"] = batch_idx
+        return kwargs
+
+    loop._build_kwargs = step_kwargs
+    return True
+
+
+# -- batch_hooks ----------------------------------------------------------------------------
+def _batch_hooks(trainer: Any, module: Any) -> bool:
+    selector = getattr(getattr(trainer, "_data_connector", None), "_datahook_selector", None)
+    if not callable(getattr(selector, "get_instance", None)) \
+            or not hasattr(selector, "_valid_hooks"):
+        return _fall_back("batch_hooks", "_data_connector._datahook_selector with get_instance "
+                          "and _valid_hooks")
+    # the module or the datamodule, per hook: both are fixed for the run
+    chosen = {name: selector.get_instance(name) for name in selector._valid_hooks}
+    selector.get_instance = lambda hook_name: chosen[hook_name] if hook_name in chosen \
+        else type(selector).get_instance(selector, hook_name)
+    return True

@@ -74,6 +74,25 @@ def test_loader_keeps_pairs_aligned():
         assert torch.equal(a * 10, b)
 
 
+@pytest.mark.parametrize("chunk_bytes", [1, 7 * 8 * 40, 2**30], ids=["batch", "7", "all"])
+@pytest.mark.parametrize("drop_last", [False, True])
+def test_loader_gathers_in_chunks_the_batches_of_one_permutation(chunk_bytes, drop_last):
+    """Rows are gathered a chunk of batches at a time: the batches are those of the epoch's
+    permutation, in order, whatever the chunk size (one batch, 7 of the 13, all)."""
+    # rows of 40 bytes: 8 float32 values and an int64 label
+    x = torch.arange(100).float().repeat_interleave(8).view(100, 8)
+    labels = torch.arange(100) * 10
+    loader = InMemoryLoader(x, labels, batch_size=8, seed=4, drop_last=drop_last)
+    loader.chunk_bytes = chunk_bytes
+    loader.sampler.set_epoch(2)
+    order = torch.randperm(100, generator=torch.Generator().manual_seed(4 + 2))
+    batches = list(loader)
+    assert len(batches) == len(loader) == (12 if drop_last else 13)
+    for i, (images, label) in enumerate(batches):
+        rows = order[i * 8 : (i + 1) * 8]
+        assert torch.equal(images, x[rows]) and torch.equal(label, labels[rows])
+
+
 def test_missing_data_real_download_fails_cleanly(tmp_path):
     """No network here: torchvision's own download really runs, fails, and leaves nothing.
 

@@ -100,3 +100,42 @@ def test_unknown_speedup_names_are_refused():
 def test_the_record_lists_the_speedups(tiny_data, tmp_path):
     cfg = compose_cfg([*NO_METRICS, "trainer.max_epochs=1", "fast=false"], tiny_data, tmp_path)
     assert run(cfg)["speedups"] == []
+
+
+class ArgumentRecorder(L.Callback):
+    """Records, on each batch, what Lightning would pass to ``training_step`` and which object
+    each batch hook is dispatched to, through Lightning's own code."""
+
+    def __init__(self):
+        self.kwargs, self.hooks = [], []
+
+    def on_train_batch_start(self, trainer, pl_module, batch, batch_idx):
+        from collections import OrderedDict
+
+        from lightning.pytorch.loops.training_epoch_loop import _TrainingEpochLoop
+
+        loop = trainer.fit_loop.epoch_loop
+        built = loop._build_kwargs(OrderedDict(), batch, batch_idx)
+        lightnings = _TrainingEpochLoop._build_kwargs(loop, OrderedDict(), batch, batch_idx)
+        self.kwargs.append((list(built), list(lightnings), built["batch_idx"] == batch_idx))
+        selector = trainer._data_connector._datahook_selector
+        self.hooks.append([(selector.get_instance(name),
+                            type(selector).get_instance(selector, name))
+                           for name in selector._valid_hooks])
+
+
+def test_step_kwargs_and_batch_hooks_give_what_lightning_gives(tiny_data, tmp_path):
+    """The two speed-ups that take an answer once give, on every batch, the answer Lightning
+    computes each time: the same training_step arguments, the same hook owners (the
+    datamodule for on_after_batch_transfer, which turns its uint8 batches to floats)."""
+    cfg = compose_cfg([*NO_METRICS, "trainer.max_epochs=1"], tiny_data, tmp_path)
+    datamodule, module, trainer = build(cfg)
+    recorder = ArgumentRecorder()
+    trainer.callbacks.append(recorder)
+    trainer.fit(module, datamodule=datamodule)
+    assert {"step_kwargs", "batch_hooks"} <= set(module.speedups)
+    assert recorder.kwargs and all(
+        fast == slow == ["batch", "batch_idx"] and same for fast, slow, same in recorder.kwargs)
+    for hooks in recorder.hooks:
+        assert all(fast is slow for fast, slow in hooks)
+        assert any(owner is datamodule for owner, _ in hooks)
