@@ -365,6 +365,7 @@ class GANModule(speedups.FastHookName, L.LightningModule):
     # -- checkpoints --------------------------------------------------------------------
     def on_save_checkpoint(self, checkpoint: dict[str, Any]) -> None:
         checkpoint["g_step"] = self.g_step
+        checkpoint["d_steps"] = self._d_steps  # lazy R1's phase (loss.r1_every)
         # the generator draws latents (and dropout masks) from torch's global RNG: a resumed
         # run continues with the same draws an uninterrupted one would have made
         checkpoint["rng"] = {"torch": torch.get_rng_state()}
@@ -376,6 +377,7 @@ class GANModule(speedups.FastHookName, L.LightningModule):
 
     def on_load_checkpoint(self, checkpoint: dict[str, Any]) -> None:
         self.g_step = int(checkpoint.get("g_step", 0))
+        self._d_steps = int(checkpoint.get("d_steps", self.g_step * self.n_critic))
         rng = checkpoint.get("rng") or {}
         if "torch" in rng:
             torch.set_rng_state(rng["torch"])

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import signal
@@ -134,15 +135,20 @@ def test_sigterm_to_rank_zero_stops_both_ranks_with_a_checkpoint(tiny_data, tmp_
     env = {**os.environ, "GAN_DATA_DIR": str(tiny_data), "PYTHONWARNINGS": "ignore"}
     args = [sys.executable, str(REPO / "train.py"), "trainer=ddp", *NO_METRICS,
             "trainer.max_epochs=10000", f"paths.output_root={tmp_path}"]
+    # its own process group, so that a failure here leaves no rank training behind
     proc = subprocess.Popen(args, cwd=REPO, env=env, stdout=subprocess.PIPE,
-                            stderr=subprocess.STDOUT, text=True)
-    deadline = time.time() + 120
-    while (not list(tmp_path.glob("runs/*/*/last.ckpt")) and proc.poll() is None
-           and time.time() < deadline):
-        time.sleep(0.5)  # the first epoch ended on both ranks
-    assert proc.poll() is None, proc.stdout.read()[-3000:]
-    proc.send_signal(signal.SIGTERM)
-    out, _ = proc.communicate(timeout=120)
+                            stderr=subprocess.STDOUT, text=True, start_new_session=True)
+    try:
+        deadline = time.time() + 300  # two DDP processes' start-up and first epoch, on 2 cores
+        while (not list(tmp_path.glob("runs/*/*/last.ckpt")) and proc.poll() is None
+               and time.time() < deadline):
+            time.sleep(0.5)  # the first epoch ended on both ranks
+        assert proc.poll() is None, proc.stdout.read()[-3000:]
+        proc.send_signal(signal.SIGTERM)  # rank zero only, as SLURM or a user would
+        out, _ = proc.communicate(timeout=120)
+    finally:
+        with contextlib.suppress(ProcessLookupError):
+            os.killpg(proc.pid, signal.SIGKILL)
     assert proc.returncode == 143, out[-3000:]
     (run_dir,) = tmp_path.glob("runs/*/*")
     record = read_metrics(run_dir)

@@ -59,7 +59,8 @@ def test_foundation_modules_import_nothing_of_training(path):
 
 
 PRIVATE_LIGHTNING = ("_current_fx_name", "_lightning_optimizers", "_call_callback_hooks",
-                     "_on_before_step", "_on_after_step", "PassThroughProfiler")
+                     "_on_before_step", "_on_after_step", "PassThroughProfiler",
+                     "_build_kwargs", "_datahook_selector")
 
 
 def test_lightning_private_names_live_in_speedups():

@@ -152,6 +152,8 @@ def test_g_step_and_scalars_survive_a_checkpoint(tmp_path):
     fresh = make_module()
     fresh.on_load_checkpoint(torch.load(path, weights_only=False))
     assert fresh.g_step == 6
+    # D's step count too: lazy R1 (loss.r1_every) keeps its phase across a resume
+    assert fresh._d_steps == module._d_steps == 6
     assert set(module.run.latest) == {"train/loss_d", "train/loss_g", "train/d_real",
                                       "train/d_fake"}
 
