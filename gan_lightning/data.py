@@ -379,6 +379,14 @@ class GANDataModule(L.LightningDataModule):
             raise ValueError(f"dataset '{self.name}' has images of shape {shape}, config says "
                              f"img_shape={list(self.img_shape)}")
 
+    def transfer_batch_to_device(self, batch: Any, device: torch.device,
+                                 dataloader_idx: int) -> Any:
+        # Batches sliced from tensors already on the training device (a CPU run) stay as they
+        # are; Lightning's default walks the batch and calls .to on each tensor, every step.
+        if all(isinstance(t, torch.Tensor) and t.device == device for t in batch):
+            return batch
+        return super().transfer_batch_to_device(batch, device, dataloader_idx)
+
     def on_after_batch_transfer(self, batch: Any, dataloader_idx: int) -> Any:
         images, *rest = batch
         return (unit_float(images), *rest)

@@ -231,3 +231,21 @@ def test_varied_samples_do_not_warn():
     # noise of the data's own spread: about as diverse as the data
     monitor, logged = diversity_run(ConstantGenerator(spread=0.6), epochs=4)
     assert monitor.warnings == [] and logged[-1]["val/diversity"] > 0.5
+
+
+def test_the_sample_grid_png_has_save_images_pixels(tmp_path):
+    """The grid is encoded once (zlib level 1) for the run folder and TensorBoard: its pixels
+    are exactly those ``torchvision.utils.save_image`` writes."""
+    import numpy as np
+    import torchvision
+    from PIL import Image
+
+    from gan_lightning.callbacks.samples import png, sample_grid
+
+    grid = sample_grid(torch.rand(16, 1, 28, 28) * 2 - 1, nrow=4)
+    torchvision.utils.save_image(grid, tmp_path / "reference.png")
+    (tmp_path / "ours.png").write_bytes(png(grid))
+    ours, reference = (np.asarray(Image.open(tmp_path / name)) for name in ("ours.png",
+                                                                            "reference.png"))
+    assert ours.shape == reference.shape == (grid.shape[1], grid.shape[2], 3)
+    assert (ours == reference).all()

@@ -234,3 +234,15 @@ def test_a_damaged_cifar_file_is_named_not_taken_for_missing(tmp_path):
     root = write_cifar(tmp_path / "data")  # random bytes: no file has torchvision's md5
     with pytest.raises(DatasetCorruptError, match="data_batch_1 is damaged: its md5"):
         load_images("cifar10", root, train=True, download=True, source="auto")
+
+
+def test_batches_already_on_the_training_device_are_not_moved(tiny_data):
+    """A CPU run's batches are returned as they are (Lightning's default copies nothing here
+    either, but walks the batch every step); anything else takes Lightning's default."""
+    dm = GANDataModule("mnist", str(tiny_data), batch_size=4)
+    batch = (torch.zeros(4, 1, 28, 28, dtype=torch.uint8), torch.zeros(4, dtype=torch.long))
+    assert dm.transfer_batch_to_device(batch, torch.device("cpu"), 0) is batch
+    moved = dm.transfer_batch_to_device([batch[0], batch[1]], torch.device("cpu"), 0)
+    assert isinstance(moved, list) and torch.equal(moved[0], batch[0])
+    as_dict = dm.transfer_batch_to_device({"x": batch[0]}, torch.device("cpu"), 0)
+    assert torch.equal(as_dict["x"], batch[0])

@@ -68,7 +68,9 @@ def test_single_run_writes_everything(single_run):
     assert steps == list(range(1, 9))  # one point per generator step (log_every_n_steps=1)
     for tag in ("train/loss_g", "train/d_real", "train/d_fake"):
         assert max(e.step for e in events.Scalars(tag)) <= metrics["g_steps"]
-    assert [e.step for e in events.Images("samples/fixed_noise")] == [8]
+    (logged,) = events.Images("samples/fixed_noise")
+    assert logged.step == 8 and (logged.width, logged.height) == (242, 242)
+    assert logged.encoded_image_string == grid  # the file's PNG, encoded once
     assert [e.step for e in events.Scalars("val/fid")] == [8]
 
 
