@@ -127,7 +127,7 @@ class SampleGrid(L.Callback):
         if not pl_module.check_finite() or not trainer.is_global_zero:
             return
         grid = self.draw(pl_module, getattr(trainer.datamodule, "images", None))
-        encoded = png(grid)  # once for the file and TensorBoard (2/3 of an MLP epoch's end)
+        encoded = png(grid)  # once, for the file and TensorBoard
         for logger in trainer.loggers:
             if isinstance(logger, TensorBoardLogger):
                 log_png(logger, "samples/fixed_noise", encoded, *grid.shape[1:],
