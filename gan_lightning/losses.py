@@ -63,9 +63,9 @@ def _report_bce(logits: torch.Tensor, target: float) -> torch.Tensor:
     outright ("unsafe to autocast"). NaN: ``F.binary_cross_entropy`` rejects it, and a NaN
     loss must reach the health monitor, which reports the run as diverged. On the CPU the
     rejection is an exception (no result, nothing recorded for autograd), so the plain
-    kernel runs and NaN takes the slower NaN-safe path only when it occurs (the NaN-safe path on every
-    step costs 6% of the report MLP's step); elsewhere it is a device assert, so the NaN-safe
-    path is always taken.
+    kernel runs and NaN takes the slower NaN-safe path only when it occurs (on every step
+    that path cost ~0.17 ms of the report MLP's ~2.5 ms step); elsewhere the rejection is a
+    device assert, so the NaN-safe path is always taken.
     """
     device = logits.device.type
     if torch.is_autocast_enabled(device):
