@@ -307,6 +307,18 @@ class InMemoryLoader:
                 yield tuple(c[i * size : (i + 1) * size] for c in chunk)
 
 
+class InMemoryBatches:
+    """Datamodule mixin for ``InMemoryLoader``'s batches: those sliced from tensors already on
+    the training device (a CPU run) stay as they are, where Lightning's default transfer
+    walks the batch and calls ``.to`` on each tensor, every step."""
+
+    def transfer_batch_to_device(self, batch: Any, device: torch.device,
+                                 dataloader_idx: int) -> Any:
+        if all(isinstance(t, torch.Tensor) and t.device == device for t in batch):
+            return batch
+        return super().transfer_batch_to_device(batch, device, dataloader_idx)
+
+
 def ranks(datamodule: L.LightningDataModule) -> dict[str, int]:
     """``rank`` and ``world_size`` of the trainer a datamodule serves (1 process without one)."""
     trainer = getattr(datamodule, "trainer", None)
@@ -315,7 +327,7 @@ def ranks(datamodule: L.LightningDataModule) -> dict[str, int]:
     return {"rank": trainer.global_rank, "world_size": trainer.world_size}
 
 
-class GANDataModule(L.LightningDataModule):
+class GANDataModule(InMemoryBatches, L.LightningDataModule):
     """Training images (and labels) for a GAN, held in memory.
 
     ``storage``: ``float`` holds them as [-1, 1] float32; ``uint8`` as bytes (a quarter of the
@@ -378,14 +390,6 @@ class GANDataModule(L.LightningDataModule):
         if self.img_shape is not None and shape != list(self.img_shape):
             raise ValueError(f"dataset '{self.name}' has images of shape {shape}, config says "
                              f"img_shape={list(self.img_shape)}")
-
-    def transfer_batch_to_device(self, batch: Any, device: torch.device,
-                                 dataloader_idx: int) -> Any:
-        # Batches sliced from tensors already on the training device (a CPU run) stay as they
-        # are; Lightning's default walks the batch and calls .to on each tensor, every step.
-        if all(isinstance(t, torch.Tensor) and t.device == device for t in batch):
-            return batch
-        return super().transfer_batch_to_device(batch, device, dataloader_idx)
 
     def on_after_batch_transfer(self, batch: Any, dataloader_idx: int) -> Any:
         images, *rest = batch
@@ -540,7 +544,7 @@ def _celeba(root: Path, split: str, download: bool):
         f"gdown: pip install gdown)")
 
 
-class GaussianDataModule(L.LightningDataModule):
+class GaussianDataModule(InMemoryBatches, L.LightningDataModule):
     """The d2l toy: ``n`` points ``X @ A + b``, ``X ~ N(0, I)``, drawn from ``seed``.
 
     The target is ``N(b, A^T A)``. Batches are ``(points (B, 2), zeros)`` like an image set's

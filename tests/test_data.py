@@ -236,10 +236,15 @@ def test_a_damaged_cifar_file_is_named_not_taken_for_missing(tmp_path):
         load_images("cifar10", root, train=True, download=True, source="auto")
 
 
-def test_batches_already_on_the_training_device_are_not_moved(tiny_data):
+@pytest.mark.parametrize("kind", ["images", "gaussian2d"])
+def test_batches_already_on_the_training_device_are_not_moved(tiny_data, kind):
     """A CPU run's batches are returned as they are (Lightning's default copies nothing here
-    either, but walks the batch every step); anything else takes Lightning's default."""
-    dm = GANDataModule("mnist", str(tiny_data), batch_size=4)
+    either, but walks the batch every step); anything else takes Lightning's default. Both
+    datamodules that serve ``InMemoryLoader`` batches do this."""
+    from gan_lightning.data import GaussianDataModule
+
+    dm = (GANDataModule("mnist", str(tiny_data), batch_size=4) if kind == "images"
+          else GaussianDataModule(batch_size=4))
     batch = (torch.zeros(4, 1, 28, 28, dtype=torch.uint8), torch.zeros(4, dtype=torch.long))
     assert dm.transfer_batch_to_device(batch, torch.device("cpu"), 0) is batch
     moved = dm.transfer_batch_to_device([batch[0], batch[1]], torch.device("cpu"), 0)
