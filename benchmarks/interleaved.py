@@ -26,49 +26,30 @@ from pathlib import Path
 
 import lightning as L
 import torch
-import torchvision
-from torch import nn
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from common import compose_config, data_dir  # noqa: E402
 from gan_lightning.train import build  # noqa: E402
+from plain_gan import PlainGAN, mnist_images  # noqa: E402
 
 
 class PlainLoop:
-    """``plain_gan.py``'s training loop, run ``steps`` at a time."""
+    """``plain_gan.py``'s training loop (its ``PlainGAN`` and data), run ``steps`` at a time."""
 
-    def __init__(self, z_dim: int = 100, lr: float = 0.1, batch_size: int = 64) -> None:
-        mnist = torchvision.datasets.MNIST(data_dir(), train=True)
-        self.images = mnist.data.flatten(1).float() / 127.5 - 1.0
-        self.generator = nn.Sequential(nn.Linear(z_dim, 128), nn.LeakyReLU(0.2),
-                                       nn.Linear(128, 784), nn.Tanh())
-        self.discriminator = nn.Sequential(nn.Linear(784, 128), nn.LeakyReLU(0.2),
-                                           nn.Linear(128, 1), nn.Sigmoid())
-        self.opt_g = torch.optim.SGD(self.generator.parameters(), lr=lr)
-        self.opt_d = torch.optim.SGD(self.discriminator.parameters(), lr=lr)
-        self.bce = nn.BCELoss()
-        self.z_dim, self.batch_size = z_dim, batch_size
+    def __init__(self, batch_size: int = 64) -> None:
+        self.images = mnist_images(data_dir())
+        self.gan = PlainGAN()
+        self.batch_size = batch_size
         self.order, self.next = torch.randperm(len(self.images)), 0
 
     def run(self, steps: int) -> float:
         """Seconds per step of ``steps`` steps."""
-        g, d, bce, z_dim = self.generator, self.discriminator, self.bce, self.z_dim
         start = time.perf_counter()
         for _ in range(steps):
             if self.next + self.batch_size > len(self.images):
                 self.order, self.next = torch.randperm(len(self.images)), 0
-            real = self.images[self.order[self.next : self.next + self.batch_size]]
+            self.gan.step(self.images[self.order[self.next : self.next + self.batch_size]])
             self.next += self.batch_size
-            ones, zeros = torch.ones(len(real), 1), torch.zeros(len(real), 1)
-            fake = g(torch.randn(len(real), z_dim)).detach()
-            loss_d = bce(d(real), ones) + bce(d(fake), zeros)
-            self.opt_d.zero_grad()
-            loss_d.backward()
-            self.opt_d.step()
-            loss_g = bce(d(g(torch.randn(len(real), z_dim))), ones)
-            self.opt_g.zero_grad()
-            loss_g.backward()
-            self.opt_g.step()
         return (time.perf_counter() - start) / steps
 
 

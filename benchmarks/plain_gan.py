@@ -23,6 +23,51 @@ import torchvision
 from torch import nn
 
 
+def mnist_images(data_dir: str) -> torch.Tensor:
+    """The report's data: torchvision's MNIST, Normalize(0.5, 0.5) to [-1, 1], held in memory
+    as ``(60000, 784)`` floats."""
+    mnist = torchvision.datasets.MNIST(data_dir, train=True, download=True)
+    return mnist.data.flatten(1).float() / 127.5 - 1.0
+
+
+class PlainGAN:
+    """The report's networks, optimizers and loss, and one training step, written by hand."""
+
+    def __init__(self, z_dim: int = 100, optimizer: str = "default") -> None:
+        self.z_dim = z_dim
+        self.generator = nn.Sequential(nn.Linear(z_dim, 128), nn.LeakyReLU(0.2),
+                                       nn.Linear(128, 784), nn.Tanh())
+        self.discriminator = nn.Sequential(nn.Linear(784, 128), nn.LeakyReLU(0.2),
+                                           nn.Linear(128, 1), nn.Sigmoid())
+        g, d = self.generator.parameters(), self.discriminator.parameters()
+        if optimizer == "adam":
+            self.opt_g = torch.optim.Adam(g, lr=2e-4, betas=(0.5, 0.999))
+            self.opt_d = torch.optim.Adam(d, lr=2e-4, betas=(0.5, 0.999))
+        else:
+            lr = 0.3 if optimizer == "sgd" else 0.1
+            self.opt_g, self.opt_d = torch.optim.SGD(g, lr=lr), torch.optim.SGD(d, lr=lr)
+        self.bce = nn.BCELoss()
+
+    def step(self, real: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """One D update and one G update on the batch ``real``; their losses."""
+        generator, discriminator, bce = self.generator, self.discriminator, self.bce
+        ones, zeros = torch.ones(len(real), 1), torch.zeros(len(real), 1)
+
+        # Discriminator: real toward 1, fake (no gradient into G) toward 0.
+        fake = generator(torch.randn(len(real), self.z_dim)).detach()
+        loss_d = bce(discriminator(real), ones) + bce(discriminator(fake), zeros)
+        self.opt_d.zero_grad()
+        loss_d.backward()
+        self.opt_d.step()
+
+        # Generator: fresh noise, scored by the updated discriminator, toward 1.
+        loss_g = bce(discriminator(generator(torch.randn(len(real), self.z_dim))), ones)
+        self.opt_g.zero_grad()
+        loss_g.backward()
+        self.opt_g.step()
+        return loss_d, loss_g
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--epochs", type=int, default=20)
@@ -34,43 +79,15 @@ def main() -> None:
     args = parser.parse_args()
     start = time.perf_counter()
     torch.manual_seed(args.seed)
-
-    # the report's data: torchvision's MNIST, Normalize(0.5, 0.5) to [-1, 1], held in memory
-    mnist = torchvision.datasets.MNIST(args.data_dir, train=True, download=True)
-    images = mnist.data.flatten(1).float() / 127.5 - 1.0
-    generator = nn.Sequential(nn.Linear(args.z_dim, 128), nn.LeakyReLU(0.2),
-                              nn.Linear(128, 784), nn.Tanh())
-    discriminator = nn.Sequential(nn.Linear(784, 128), nn.LeakyReLU(0.2),
-                                  nn.Linear(128, 1), nn.Sigmoid())
-    if args.optimizer == "adam":
-        opt_g = torch.optim.Adam(generator.parameters(), lr=2e-4, betas=(0.5, 0.999))
-        opt_d = torch.optim.Adam(discriminator.parameters(), lr=2e-4, betas=(0.5, 0.999))
-    else:
-        lr = 0.3 if args.optimizer == "sgd" else 0.1
-        opt_g = torch.optim.SGD(generator.parameters(), lr=lr)
-        opt_d = torch.optim.SGD(discriminator.parameters(), lr=lr)
-    bce = nn.BCELoss()
+    images = mnist_images(args.data_dir)
+    gan = PlainGAN(args.z_dim, args.optimizer)
 
     steps = 0
     loss_d = loss_g = torch.tensor(float("nan"))  # --epochs 0: start-up alone
     for _ in range(args.epochs):
         order = torch.randperm(len(images))
         for first in range(0, len(images), args.batch_size):
-            real = images[order[first:first + args.batch_size]]
-            ones, zeros = torch.ones(len(real), 1), torch.zeros(len(real), 1)
-
-            # Discriminator: real toward 1, fake (no gradient into G) toward 0.
-            fake = generator(torch.randn(len(real), args.z_dim)).detach()
-            loss_d = bce(discriminator(real), ones) + bce(discriminator(fake), zeros)
-            opt_d.zero_grad()
-            loss_d.backward()
-            opt_d.step()
-
-            # Generator: fresh noise, scored by the updated discriminator, toward 1.
-            loss_g = bce(discriminator(generator(torch.randn(len(real), args.z_dim))), ones)
-            opt_g.zero_grad()
-            loss_g.backward()
-            opt_g.step()
+            loss_d, loss_g = gan.step(images[order[first:first + args.batch_size]])
             steps += 1
     print(f"epochs={args.epochs} g_steps={steps} threads={torch.get_num_threads()} "
           f"loss_d={loss_d.item():.3f} loss_g={loss_g.item():.3f} "
