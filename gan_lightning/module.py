@@ -31,6 +31,20 @@ OptimizerFactory = Callable[..., torch.optim.Optimizer]
 ScheduleFactory = Callable[..., torch.optim.lr_scheduler.LRScheduler]
 
 
+@contextlib.contextmanager
+def frozen(params: list[nn.Parameter]) -> Iterator[None]:
+    """``params`` without gradients inside the block (those that had them get them back after):
+    a loss back-propagates through their network without computing their gradients."""
+    params = [p for p in params if p.requires_grad]
+    for p in params:
+        p.requires_grad_(False)
+    try:
+        yield
+    finally:
+        for p in params:
+            p.requires_grad_(True)
+
+
 class GANModule(speedups.FastHookName, L.LightningModule):
     """A GAN trained with manual optimization: D on every batch, G on every ``n_critic``-th.
 
@@ -124,6 +138,8 @@ class GANModule(speedups.FastHookName, L.LightningModule):
         fixed_z = torch.randn(num_fixed, z_dim, generator=torch.Generator().manual_seed(seed))
         self.register_buffer("fixed_z", fixed_z)
         self.register_buffer("fixed_labels", self.balanced_labels(num_fixed, rows=True))
+        #: D's parameters, frozen in G's step (listed once: walking the modules costs ~30 us)
+        self._d_params = list(discriminator.parameters())
         self._batch_dependent_d = any(
             isinstance(m, nn.modules.batchnorm._NormBase) for m in discriminator.modules()
         )
@@ -270,8 +286,9 @@ class GANModule(speedups.FastHookName, L.LightningModule):
             self._last_losses = (loss_d.detach(),)
             return
 
-        # Generator: fresh noise (and classes), scored by the discriminator just updated.
-        with self.toggled_optimizer(opt_g):
+        # Generator: fresh noise (and classes), scored by the discriminator just updated. G's loss
+        # back-propagates through D to G; D's own weight gradients are not needed, nor computed.
+        with frozen(self._d_params):
             fake_labels = self.sample_labels(len(real))
             fake = self.generate(self.sample_z(len(real)), fake_labels, g_net)
             loss_g = self.loss.g_loss(self.discriminate(self.augment(fake), fake_labels))
@@ -309,10 +326,10 @@ class GANModule(speedups.FastHookName, L.LightningModule):
     def update(self, optimizer: Any, loss: torch.Tensor, scheduler: Any = None) -> None:
         """One step of ``optimizer`` (a LightningOptimizer) down the gradient of ``loss``, then
         of its learning-rate schedule if it has one."""
-        optimizer.zero_grad(set_to_none=True)
         if self._direct:
             speedups.direct_step(optimizer, loss)
         else:
+            optimizer.zero_grad(set_to_none=True)
             self.manual_backward(loss)
             optimizer.step()
         if scheduler is not None:

@@ -19,13 +19,30 @@ saves is measured by ``python benchmarks/speedups.py`` (figures in ``benchmarks/
   no-op profiler it calls only the callbacks that override the hook, from a table built once
   (which also makes caching ``ModelCheckpoint.state_key`` unnecessary).
 - ``direct_updates``: in full precision on one device, with nothing on the backward and
-  optimizer-step hooks, ``GANModule.update`` calls ``backward`` and the optimizer's ``step``
-  itself (``direct_step``) instead of ``manual_backward`` and ``LightningOptimizer.step``.
+  optimizer-step hooks, ``GANModule.update`` drops the gradients, calls ``backward`` and the
+  optimizer's ``step`` itself (``direct_step``) instead of ``zero_grad``, ``manual_backward``
+  and ``LightningOptimizer.step`` (torch's ``zero_grad`` opens a profiler label around
+  setting each gradient to ``None``).
 - ``step_kwargs``: Lightning's training loop inspects ``training_step``'s signature on every
   batch to decide whether to pass ``batch_idx``; the answer is taken once.
 - ``batch_hooks``: each of the three batch-transfer hooks a batch goes through asks whether
   the datamodule or the module overrides it (two ``is_overridden`` checks, each a walk over
   the class's methods); the answer, fixed for the run, is taken once per hook.
+- ``empty_logs``: after every batch Lightning's logger connector reduces the values logged with
+  ``self.log`` into its metric dicts and hands them to the loggers, finding the loop's results
+  through a chain of state properties each time; this project logs through ``RunState.log``,
+  so that collection is empty and the work yields empty dicts. While it is empty only the
+  batch reference is dropped; once anything is logged with ``self.log``, Lightning's own code
+  runs.
+- ``no_validation``: after every batch Lightning asks whether to validate, re-deriving
+  ``trainer.enable_validation`` (a walk over the module's methods for ``validation_step``); a
+  run without validation (no ``validation_step``, no validation data or
+  ``limit_val_batches=0``, all fixed when training starts) is answered "no" once.
+- ``tensorboard_crc``: TensorBoard checksums every event record (CRC-32C) in pure Python:
+  ~17 ms for an epoch's 65 KB sample grid, on its writer thread but holding the GIL that the
+  training loop needs. ``google-crc32c``'s C code computes the same checksum (the event files
+  are byte-identical). Not a Lightning name: TensorBoard's ``record_writer.masked_crc32c``,
+  replaced for the process (with a function that returns what it returns).
 
 Not here, and why: the DDP launcher subclass in ``distributed.py`` is how a Hydra job starts
 its ranks, not a speed-up (no public API does it); ``metrics/features.py`` calls
@@ -52,7 +69,7 @@ log = logging.getLogger(__name__)
 
 #: every speed-up, in the order they are applied
 SPEEDUPS = ("hook_name", "profiler", "callback_hooks", "direct_updates", "step_kwargs",
-            "batch_hooks")
+            "batch_hooks", "empty_logs", "no_validation", "tensorboard_crc")
 
 #: the hooks Lightning's backward and optimizer-step wrappers call, which direct updates skip
 UPDATE_HOOKS = ("on_before_backward", "on_after_backward", "on_before_optimizer_step")
@@ -70,7 +87,9 @@ def apply(trainer: Any, module: Any, fast: bool | Collection[str]) -> list[str]:
         raise ValueError(f"unknown speed-ups {sorted(unknown)}; choose from {SPEEDUPS}")
     steps = {"hook_name": _hook_name, "profiler": _profiler,
              "callback_hooks": _callback_hooks, "direct_updates": _direct_updates,
-             "step_kwargs": _step_kwargs, "batch_hooks": _batch_hooks}
+             "step_kwargs": _step_kwargs, "batch_hooks": _batch_hooks,
+             "empty_logs": _empty_logs, "no_validation": _no_validation,
+             "tensorboard_crc": _tensorboard_crc}
     return [name for name in wanted if steps[name](trainer, module)]
 
 
@@ -207,8 +226,14 @@ def _direct_updates(trainer: Any, module: Any) -> bool:
 
 
 def direct_step(optimizer: Any, loss: torch.Tensor) -> None:
-    """What ``manual_backward`` and ``LightningOptimizer.step`` reduce to in full precision on
-    one device, without their hook dispatch; the loop's step counters still count the step."""
+    """``zero_grad(set_to_none=True)``, ``manual_backward`` and ``LightningOptimizer.step`` as
+    they reduce in full precision on one device, without their hook dispatch; the loop's step
+    counters still count the step. The gradients are dropped as torch's ``zero_grad`` drops
+    them, without the profiler label it opens around that (~50 us a call on this project's
+    CPUs, where the report MLP's step is ~2 ms)."""
+    for group in optimizer.param_groups:
+        for param in group["params"]:
+            param.grad = None
     loss.backward()
     optimizer._on_before_step()
     optimizer.optimizer.step()
@@ -245,4 +270,69 @@ def _batch_hooks(trainer: Any, module: Any) -> bool:
     chosen = {name: selector.get_instance(name) for name in selector._valid_hooks}
     selector.get_instance = lambda hook_name: chosen[hook_name] if hook_name in chosen \
         else type(selector).get_instance(selector, hook_name)
+    return True
+
+
+# -- empty_logs -----------------------------------------------------------------------------
+def _empty_logs(trainer: Any, module: Any) -> bool:
+    connector = getattr(trainer, "_logger_connector", None)
+    batch_end = getattr(connector, "on_batch_end", None)
+    step_metrics = getattr(connector, "update_train_step_metrics", None)
+    if batch_end is None or step_metrics is None or not hasattr(type(trainer), "_results"):
+        return _fall_back("empty_logs", "_logger_connector.on_batch_end and "
+                          "update_train_step_metrics, or trainer._results")
+
+    def on_batch_end() -> None:
+        results = trainer._results
+        if results is None or results:  # something was logged with self.log
+            batch_end()
+            return
+        # Lightning's would merge three empty metric dicts; what is left is this
+        results.batch = None
+        results.batch_size = None
+
+    def update_train_step_metrics() -> None:
+        if trainer._results:  # empty: Lightning's would hand the loggers an empty dict (a no-op)
+            step_metrics()
+
+    connector.on_batch_end = on_batch_end
+    connector.update_train_step_metrics = update_train_step_metrics
+    return True
+
+
+# -- no_validation --------------------------------------------------------------------------
+def _no_validation(trainer: Any, module: Any) -> bool:
+    loop = getattr(getattr(trainer, "fit_loop", None), "epoch_loop", None)
+    if not callable(getattr(loop, "_should_check_val_fx", None)):
+        return _fall_back("no_validation", "fit_loop.epoch_loop._should_check_val_fx")
+    if trainer.enable_validation:
+        return False  # a run that validates: Lightning decides on every batch, as usual
+    # Lightning's answer starts with "not enable_validation: no", and nothing it reads changes
+    loop._should_check_val_fx = lambda data_fetcher: False
+    return True
+
+
+# -- tensorboard_crc ------------------------------------------------------------------------
+def masked_crc32c(data: bytes) -> int:
+    """TensorBoard's record checksum: CRC-32C of ``data``, masked as TFRecord masks it."""
+    import google_crc32c
+
+    crc = google_crc32c.value(data)
+    return (((crc >> 15) | (crc << 17)) + 0xA282EAD8) & 0xFFFFFFFF
+
+
+def _tensorboard_crc(trainer: Any, module: Any) -> bool:
+    from lightning.pytorch.loggers import TensorBoardLogger
+
+    if not any(isinstance(logger, TensorBoardLogger) for logger in trainer.loggers):
+        return False  # nothing writes TensorBoard events
+    try:
+        import google_crc32c
+        from tensorboard.summary.writer import record_writer
+    except ImportError:
+        return _fall_back("tensorboard_crc", "google_crc32c or tensorboard record_writer")
+    if google_crc32c.implementation != "c" or not callable(
+            getattr(record_writer, "masked_crc32c", None)):
+        return _fall_back("tensorboard_crc", "record_writer.masked_crc32c (or no C CRC-32C)")
+    record_writer.masked_crc32c = masked_crc32c
     return True

@@ -7,7 +7,7 @@ import torch
 from gan_lightning.data import InMemoryLoader
 from gan_lightning.losses import ReportBCELoss
 from gan_lightning.models import MLPDiscriminator, MLPGenerator
-from gan_lightning.module import GANModule
+from gan_lightning.module import GANModule, frozen
 
 
 def make_module(n_critic=1, seed=0, lr=0.1):
@@ -104,6 +104,22 @@ def test_updates_touch_only_their_network(tmp_path, n_critic):
         else:
             assert g_changed and not d_changed
         assert other_grads_untouched
+
+
+def test_frozen_parameters_get_no_gradient_and_thaw_after():
+    """G's loss back-propagates through a frozen D: G gets its gradients, D's weights none.
+    After the block (an error in it too) D's parameters take gradients again; one that was
+    frozen before stays frozen."""
+    g, d = torch.nn.Linear(2, 3), torch.nn.Linear(3, 1)
+    d.bias.requires_grad_(False)
+    with frozen(list(d.parameters())):
+        assert not any(p.requires_grad for p in d.parameters())
+        d(g(torch.randn(4, 2))).sum().backward()
+    assert g.weight.grad is not None and d.weight.grad is None
+    assert d.weight.requires_grad and not d.bias.requires_grad
+    with pytest.raises(RuntimeError), frozen([d.weight]):
+        raise RuntimeError
+    assert d.weight.requires_grad
 
 
 def test_first_batch_with_n_critic_2_changes_only_d(tmp_path):

@@ -139,3 +139,90 @@ def test_step_kwargs_and_batch_hooks_give_what_lightning_gives(tiny_data, tmp_pa
     for hooks in recorder.hooks:
         assert all(fast is slow for fast, slow in hooks)
         assert any(owner is datamodule for owner, _ in hooks)
+
+
+class Logs(L.Callback):
+    """Logs with ``self.log`` from the first epoch's third batch on (as a user's callback
+    might), and records what Lightning then holds after each batch."""
+
+    def __init__(self):
+        self.seen = []
+
+    def on_train_batch_end(self, trainer, pl_module, outputs, batch, batch_idx):
+        if trainer.current_epoch or batch_idx >= 2:
+            pl_module.log("user/batch_mean", batch[0].float().mean(), on_step=True,
+                          on_epoch=True, prog_bar=True)
+        self.seen.append((dict(trainer.logged_metrics), dict(trainer.callback_metrics),
+                          dict(trainer.progress_bar_metrics), trainer._results.batch))
+
+
+def test_empty_logs_gives_what_lightning_gives_before_and_after_a_user_logs(tiny_data,
+                                                                            tmp_path):
+    """Batches before anything is logged with ``self.log`` take the shortcut, those after take
+    Lightning's own path: the logged, callback and progress-bar metrics (and the loggers' CSV)
+    are the same after every batch as without the speed-up."""
+    results = []
+    for name, fast in (("a", "true"), ("b", "false")):
+        cfg = compose_cfg([*NO_METRICS, "trainer.max_epochs=2", f"fast={fast}",
+                           "trainer.log_every_n_steps=2"], tiny_data, tmp_path / name)
+        datamodule, module, trainer = build(cfg)
+        logs = Logs()
+        trainer.callbacks.append(logs)
+        trainer.fit(module, datamodule=datamodule)
+        results.append((module.speedups, logs.seen, dict(trainer.logged_metrics)))
+    (on, fast_seen, fast_end), (off, slow_seen, slow_end) = results
+    assert "empty_logs" in on and off == []
+    assert len(fast_seen) == len(slow_seen) == 16
+    assert fast_seen[0][:3] == ({}, {}, {}) and "user/batch_mean_step" in fast_seen[-1][0]
+    for fast, slow in zip(fast_seen, slow_seen, strict=True):
+        for a, b in zip(fast[:3], slow[:3], strict=True):
+            assert a.keys() == b.keys()
+            assert all(torch.equal(a[k], b[k]) if torch.is_tensor(a[k]) else a[k] == b[k]
+                       for k in a)
+    assert fast_end.keys() == slow_end.keys() and "user/batch_mean_epoch" in fast_end
+
+
+def test_no_validation_is_off_in_a_run_that_validates(tiny_data, tmp_path):
+    """A module with a validation step and validation data: the speed-up stays off and
+    Lightning validates at each epoch's end; without them it is on."""
+    cfg = compose_cfg([*NO_METRICS, "trainer.max_epochs=2"], tiny_data, tmp_path / "a")
+    datamodule, module, trainer = build(cfg)
+    calls = []
+    module.__class__ = type("Validating", (type(module),),
+                            {"validation_step": lambda self, batch, i: calls.append(i)})
+    images = torch.zeros(16, 1, 28, 28)
+    datamodule.__class__ = type("WithValidation", (type(datamodule),), {
+        "val_dataloader": lambda self: torch.utils.data.DataLoader(
+            torch.utils.data.TensorDataset(images), batch_size=8)})
+    trainer.fit(module, datamodule=datamodule)
+    assert "no_validation" not in module.speedups and trainer.enable_validation
+    assert calls == [0, 1, 0, 1]  # both validation batches, at each epoch's end
+
+    cfg = compose_cfg([*NO_METRICS, "trainer.max_epochs=1"], tiny_data, tmp_path / "b")
+    datamodule, module, trainer = build(cfg)
+    trainer.fit(module, datamodule=datamodule)
+    assert "no_validation" in module.speedups and not trainer.enable_validation
+
+
+def test_tensorboard_crc_writes_the_checksums_tensorboard_verifies(tiny_data, tmp_path):
+    """The C checksum equals TensorBoard's own for any length, and the event files of a run
+    with it (sample grids included) read back through TensorBoard's checksum-verifying
+    reader."""
+    import os
+
+    from tensorboard.backend.event_processing.event_file_loader import RawEventFileLoader
+    from tensorboard.compat.tensorflow_stub.pywrap_tensorflow import masked_crc32c
+
+    for n in (0, 1, 3, 64, 1000, 65_536 + 7):
+        data = os.urandom(n)
+        assert speedups.masked_crc32c(data) == masked_crc32c(data)
+    cfg = compose_cfg([*NO_METRICS, "trainer.max_epochs=2"], tiny_data, tmp_path)
+    datamodule, module, trainer = build(cfg)
+    trainer.fit(module, datamodule=datamodule)
+    assert "tensorboard_crc" in module.speedups
+    trainer.logger.experiment.flush()
+    files = list(tmp_path.glob("**/events.out.tfevents.*"))
+    records = [r for f in files for r in RawEventFileLoader(str(f), detect_file_replacement=False)
+               .Load()]
+    assert files and len(records) > 10
+    assert sum(b"samples/fixed_noise" in r for r in records) == 2  # one grid per epoch
