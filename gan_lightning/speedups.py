@@ -313,11 +313,15 @@ def _no_validation(trainer: Any, module: Any) -> bool:
 
 
 # -- tensorboard_crc ------------------------------------------------------------------------
+try:  # imported once here, not on each of the two checksums of every event record
+    from google_crc32c import value as _crc32c
+except ImportError:  # tensorboard_crc then falls back with a warning
+    _crc32c = None
+
+
 def masked_crc32c(data: bytes) -> int:
     """TensorBoard's record checksum: CRC-32C of ``data``, masked as TFRecord masks it."""
-    import google_crc32c
-
-    crc = google_crc32c.value(data)
+    crc = _crc32c(data)
     return (((crc >> 15) | (crc << 17)) + 0xA282EAD8) & 0xFFFFFFFF
 
 
