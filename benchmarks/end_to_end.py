@@ -1,6 +1,6 @@
 """The user's view of speed: whole ``python train.py`` processes against a hand-written script.
 
-    python benchmarks/end_to_end.py [--epochs 20] [--pairs 3] [--sweep-epochs 2]
+    python benchmarks/end_to_end.py [--epochs 20] [--pairs 3] [--sweep-epochs 2] [--baseline REV]
 
 A user runs ``python train.py`` and waits; what counts is the whole process's wall time
 (start-up, data loading, the training loop, checkpoints, sample grids, writing the record),
@@ -24,6 +24,12 @@ step: SGD lr 0.3 collapses and would otherwise stop early. The last lines are
 whose speed drifts, since time it gives to others is not counted) and
 ``ratio=<framework wall / plain wall>`` of the single run, the median over pairs (goal at
 N=20: <= 1.10).
+
+``--baseline REV`` adds a third arm to every pair: ``python train.py`` of the git revision
+REV (checked out into a temporary ``git worktree``, run with the same interpreter and
+packages), the three in rotating order, so that two versions of the framework are compared on
+the same machine in the same minutes; it prints the per-pair ratios of REV over the plain
+script and ``baseline_ratio=``.
 """
 
 from __future__ import annotations
@@ -37,6 +43,8 @@ import subprocess
 import sys
 import tempfile
 import time
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
@@ -49,15 +57,17 @@ PLAIN = REPO / "benchmarks" / "plain_gan.py"
 last_cpu = 0.0
 
 
-def timed(args: list[str]) -> tuple[float, subprocess.CompletedProcess]:
-    """Wall seconds of one whole process (and the process), run from the repository root;
-    its CPU seconds in ``last_cpu`` (a steadier measure of its work on a machine whose speed
-    drifts: time the host gives to others is not counted)."""
+def timed(args: list[str], cwd: Path = REPO) -> tuple[float, subprocess.CompletedProcess]:
+    """Wall seconds of one whole process (and the process), run from ``cwd`` (the repository
+    root); its CPU seconds in ``last_cpu`` (a steadier measure of its work on a machine whose
+    speed drifts: time the host gives to others is not counted)."""
     global last_cpu
     env = {**os.environ, "GAN_DATA_DIR": data_dir()}
+    if cwd != REPO:  # another checkout's package, not the one installed from this one
+        env["PYTHONPATH"] = os.pathsep.join(filter(None, [str(cwd), env.get("PYTHONPATH")]))
     before = resource.getrusage(resource.RUSAGE_CHILDREN)
     start = time.perf_counter()
-    proc = subprocess.run(args, cwd=REPO, env=env, capture_output=True, text=True)
+    proc = subprocess.run(args, cwd=cwd, env=env, capture_output=True, text=True)
     wall = time.perf_counter() - start
     after = resource.getrusage(resource.RUSAGE_CHILDREN)
     last_cpu = (after.ru_utime - before.ru_utime) + (after.ru_stime - before.ru_stime)
@@ -70,41 +80,63 @@ def records(out: str) -> list[dict]:
     return [json.loads(p.read_text()) for p in sorted(Path(out).glob("**/metrics.json"))]
 
 
-def single(epochs: int, pairs: int) -> float:
-    framework, plain, cpu_ratios = [], [], []
+@contextmanager
+def checkout(rev: str) -> Iterator[Path]:
+    """A temporary ``git worktree`` of revision ``rev`` of this repository."""
+    folder = Path(tempfile.mkdtemp(prefix="gan-e2e-baseline-")) / "repo"
+    subprocess.run(["git", "-C", str(REPO), "worktree", "add", "--detach", str(folder), rev],
+                   check=True, capture_output=True)
+    try:
+        yield folder
+    finally:
+        subprocess.run(["git", "-C", str(REPO), "worktree", "remove", "--force", str(folder)],
+                       check=False, capture_output=True)
+
+
+def single(epochs: int, pairs: int, baseline: Path | None = None) -> float:
+    arms = ["train.py", "plain", *(["baseline"] if baseline else [])]
+    walls: dict[str, list[float]] = {arm: [] for arm in arms}
+    cpus: dict[str, list[float]] = {arm: [] for arm in arms}
     for pair in range(pairs):
-        out = tempfile.mkdtemp(prefix="gan-e2e-")
+        out = {arm: tempfile.mkdtemp(prefix="gan-e2e-") for arm in arms}
+        notes = {}
+        # The arms' order turns every pair (ABBA for two: train.py first, then plain first),
+        # so that a machine slowing down (or speeding up) does not always fall on one arm.
+        turn = pair % len(arms)
+        order = arms[turn:] + arms[:turn] if baseline else arms[::1 - 2 * (pair % 2)]
+        for arm in order:
+            if arm == "plain":
+                wall, proc = timed([sys.executable, str(PLAIN), f"--epochs={epochs}"])
+                notes[arm] = proc.stdout.strip()
+            else:
+                cwd = baseline if arm == "baseline" else REPO
+                wall, _ = timed([sys.executable, "train.py", f"trainer.max_epochs={epochs}",
+                                 "metrics=none", f"paths.output_root={out[arm]}"], cwd=cwd)
+                (record,) = records(out[arm])
+                notes[arm] = (f"status {record['status']}, {record['g_steps']} G steps, "
+                              f"{record['threads']} threads, training "
+                              f"{record['train_time_s']:.1f} s")
+            walls[arm].append(wall)
+            cpus[arm].append(last_cpu)
+        print(f"pair {pair + 1}: " + " | ".join(
+            f"{arm} {walls[arm][-1]:.1f} s, {cpus[arm][-1]:.1f} CPU s ({notes[arm]})"
+            for arm in arms), flush=True)
 
-        def run_framework() -> tuple[float, float]:
-            wall, _ = timed([sys.executable, "train.py", f"trainer.max_epochs={epochs}",
-                             "metrics=none", f"paths.output_root={out}"])
-            return wall, last_cpu
+    def ratios(arm: str, of: dict[str, list[float]]) -> list[float]:
+        return [a / b for a, b in zip(of[arm], of["plain"], strict=True)]
 
-        def run_plain() -> tuple[float, float, subprocess.CompletedProcess]:
-            wall, proc = timed([sys.executable, str(PLAIN), f"--epochs={epochs}"])
-            return wall, last_cpu, proc
-
-        # ABBA: every other pair runs the plain script first, so that a machine slowing down
-        # (or speeding up) over the benchmark does not always fall on the same arm
-        if pair % 2 == 0:
-            (wall, cpu), (wall_plain, cpu_plain, proc) = run_framework(), run_plain()
-        else:
-            (wall_plain, cpu_plain, proc), (wall, cpu) = run_plain(), run_framework()
-        (record,) = records(out)
-        framework.append(wall)
-        plain.append(wall_plain)
-        cpu_ratios.append(cpu / cpu_plain)
-        print(f"pair {pair + 1}: train.py {wall:.1f} s, {cpu:.1f} CPU s (status "
-              f"{record['status']}, {record['g_steps']} G steps, {record['threads']} threads, "
-              f"training {record['train_time_s']:.1f} s) | plain {wall_plain:.1f} s, "
-              f"{cpu_plain:.1f} CPU s ({proc.stdout.strip()})", flush=True)
-    ratios = [f / p for f, p in zip(framework, plain, strict=True)]
     print(f"single run, {epochs} epochs, {pairs} pairs: train.py median "
-          f"{statistics.median(framework):.1f} s, plain median {statistics.median(plain):.1f} s, "
-          f"per-pair ratios {', '.join(f'{r:.3f}' for r in ratios)}")
-    print(f"CPU time per-pair ratios {', '.join(f'{r:.3f}' for r in cpu_ratios)}, "
-          f"cpu_ratio={statistics.median(cpu_ratios):.3f}")
-    return statistics.median(ratios)
+          f"{statistics.median(walls['train.py']):.1f} s, plain median "
+          f"{statistics.median(walls['plain']):.1f} s, per-pair ratios "
+          f"{', '.join(f'{r:.3f}' for r in ratios('train.py', walls))}")
+    print(f"CPU time per-pair ratios {', '.join(f'{r:.3f}' for r in ratios('train.py', cpus))}, "
+          f"cpu_ratio={statistics.median(ratios('train.py', cpus)):.3f}")
+    if baseline:
+        print(f"baseline median {statistics.median(walls['baseline']):.1f} s, per-pair ratios "
+              f"{', '.join(f'{r:.3f}' for r in ratios('baseline', walls))} (CPU time "
+              f"{', '.join(f'{r:.3f}' for r in ratios('baseline', cpus))}), "
+              f"baseline_ratio={statistics.median(ratios('baseline', walls)):.3f}")
+    return statistics.median(ratios("train.py", walls))
 
 
 def sweep(epochs: int) -> None:
@@ -129,11 +161,17 @@ def main() -> None:
     parser.add_argument("--epochs", type=int, default=20)
     parser.add_argument("--pairs", type=int, default=3)
     parser.add_argument("--sweep-epochs", type=int, default=2, help="0: skip the sweep case")
+    parser.add_argument("--baseline", metavar="REV",
+                        help="also time train.py of this git revision in every pair")
     args = parser.parse_args()
     print(f"cpu_count={os.cpu_count()} data={data_dir()}", flush=True)
     if args.sweep_epochs:
         sweep(args.sweep_epochs)
-    ratio = single(args.epochs, args.pairs)
+    if args.baseline:
+        with checkout(args.baseline) as baseline:
+            ratio = single(args.epochs, args.pairs, baseline)
+    else:
+        ratio = single(args.epochs, args.pairs)
     print(f"ratio={ratio:.3f}")
 
 

@@ -249,3 +249,25 @@ def test_the_sample_grid_png_has_save_images_pixels(tmp_path):
                                                                             "reference.png"))
     assert ours.shape == reference.shape == (grid.shape[1], grid.shape[2], 3)
     assert (ours == reference).all()
+
+
+def test_the_progress_bar_draws_each_update_once_with_count_and_losses():
+    """Every ``refresh_rate`` batches the bar is drawn once, showing the new count and the
+    latest losses (Lightning's own bar draws each update twice: count, then losses)."""
+    import io
+
+    from lightning.pytorch.callbacks.progress.tqdm_progress import Tqdm
+
+    from gan_lightning.callbacks import GANProgressBar
+
+    out = io.StringIO()
+    progress = GANProgressBar(refresh_rate=2)
+    progress._train_progress_bar = Tqdm(total=6, file=out)
+    module, trainer = SimpleNamespace(run=RunState()), SimpleNamespace()
+    progress.get_metrics = lambda trainer, module: {"loss_d": f"{batch:.3g}"}
+    for batch in range(6):
+        progress.on_train_batch_end(trainer, module, None, None, batch)
+    frames = [f for f in out.getvalue().split("\r") if f.strip()]
+    drawn = [f.split("|")[2].split()[0] for f in frames]  # "2/6" of "...| 2/6 [00:00<...]"
+    assert drawn == ["0/6", "2/6", "4/6", "6/6"]
+    assert [f.rsplit("loss_d=", 1)[-1].rstrip("]") for f in frames[1:]] == ["1", "3", "5"]

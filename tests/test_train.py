@@ -202,6 +202,31 @@ def test_a_run_alone_uses_every_core(single_run, tmp_path):
     assert [r["threads"] for r in records] == [default, default]
 
 
+def test_train_py_imports_without_collecting_and_freezes_what_they_made():
+    """``train.py`` imports torch, Lightning and Hydra with the collector off (each full
+    collection would walk every object made so far) and then freezes those objects, so later
+    collections skip them; the collector is on again before any run starts."""
+    from conftest import REPO
+
+    # a finder first on sys.meta_path notes the collector's state when torch is imported
+    probe = f"""
+import gc, runpy, sys
+seen = {{}}
+class Note:
+    def find_spec(self, name, path=None, target=None):
+        seen.setdefault(name, gc.isenabled())
+sys.meta_path.insert(0, Note())
+runpy.run_path({str(REPO / 'train.py')!r})
+print(seen['torch'], seen['lightning'], gc.isenabled(), gc.get_freeze_count())
+"""
+    torch_gc, lightning_gc, enabled, frozen = subprocess.run(
+        [sys.executable, "-c", probe], capture_output=True, text=True, check=True,
+        cwd=REPO).stdout.split()
+    assert (torch_gc, lightning_gc) == ("False", "False")
+    assert enabled == "True"
+    assert int(frozen) > 100_000  # torch alone leaves several hundred thousand
+
+
 def test_interrupted_and_resumed_run_ends_with_the_same_weights(tiny_data, tmp_path):
     """2 epochs straight vs 1 epoch, then resumed from last.ckpt for the second: G, D, both
     optimizers, g_step and the latent RNG are restored, so the weights match."""
