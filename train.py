@@ -3,9 +3,9 @@
 import gc
 
 # Importing torch, Lightning, Hydra and torchmetrics makes about 750,000 objects that live
-# until exit, and each full collection during the imports walks all made so far (0.5-1 s of
-# start-up, benchmarks/README.md). Nothing is collected while importing; what the imports made
-# is then frozen, out of the collector's sight for the rest of the run.
+# until exit, and each full collection during the imports walks all made so far (1.4 CPU s of
+# start-up on a slow host, benchmarks/README.md). Nothing is collected while importing; what
+# the imports made is then frozen, out of the collector's sight for the rest of the run.
 gc.disable()
 
 import sys  # noqa: E402

@@ -98,21 +98,20 @@ def single(epochs: int, pairs: int, baseline: Path | None = None) -> float:
     walls: dict[str, list[float]] = {arm: [] for arm in arms}
     cpus: dict[str, list[float]] = {arm: [] for arm in arms}
     for pair in range(pairs):
-        out = {arm: tempfile.mkdtemp(prefix="gan-e2e-") for arm in arms}
         notes = {}
-        # The arms' order turns every pair (ABBA for two: train.py first, then plain first),
+        # The arms' order turns every pair (for two, ABBA: train.py first, then plain first),
         # so that a machine slowing down (or speeding up) does not always fall on one arm.
         turn = pair % len(arms)
-        order = arms[turn:] + arms[:turn] if baseline else arms[::1 - 2 * (pair % 2)]
-        for arm in order:
+        for arm in arms[turn:] + arms[:turn]:
             if arm == "plain":
                 wall, proc = timed([sys.executable, str(PLAIN), f"--epochs={epochs}"])
                 notes[arm] = proc.stdout.strip()
             else:
+                out = tempfile.mkdtemp(prefix="gan-e2e-")
                 cwd = baseline if arm == "baseline" else REPO
                 wall, _ = timed([sys.executable, "train.py", f"trainer.max_epochs={epochs}",
-                                 "metrics=none", f"paths.output_root={out[arm]}"], cwd=cwd)
-                (record,) = records(out[arm])
+                                 "metrics=none", f"paths.output_root={out}"], cwd=cwd)
+                (record,) = records(out)
                 notes[arm] = (f"status {record['status']}, {record['g_steps']} G steps, "
                               f"{record['threads']} threads, training "
                               f"{record['train_time_s']:.1f} s")

@@ -314,14 +314,14 @@ def _no_validation(trainer: Any, module: Any) -> bool:
 
 # -- tensorboard_crc ------------------------------------------------------------------------
 try:  # imported once here, not on each of the two checksums of every event record
-    from google_crc32c import value as _crc32c
+    import google_crc32c
 except ImportError:  # tensorboard_crc then falls back with a warning
-    _crc32c = None
+    google_crc32c = None
 
 
 def masked_crc32c(data: bytes) -> int:
     """TensorBoard's record checksum: CRC-32C of ``data``, masked as TFRecord masks it."""
-    crc = _crc32c(data)
+    crc = google_crc32c.value(data)
     return (((crc >> 15) | (crc << 17)) + 0xA282EAD8) & 0xFFFFFFFF
 
 
@@ -331,9 +331,10 @@ def _tensorboard_crc(trainer: Any, module: Any) -> bool:
     if not any(isinstance(logger, TensorBoardLogger) for logger in trainer.loggers):
         return False  # nothing writes TensorBoard events
     try:
-        import google_crc32c
         from tensorboard.summary.writer import record_writer
     except ImportError:
+        record_writer = None
+    if google_crc32c is None or record_writer is None:
         return _fall_back("tensorboard_crc", "google_crc32c or tensorboard record_writer")
     if google_crc32c.implementation != "c" or not callable(
             getattr(record_writer, "masked_crc32c", None)):

@@ -17,7 +17,7 @@ class GANProgressBar(TQDMProgressBar):
         # formatting and the writes, and every state printed twice into a captured log
         bar = self.train_progress_bar
         n = batch_idx + 1
-        if bar is not None and self._should_update(n, bar.total):
+        if self._should_update(n, bar.total):
             bar.n = n
             bar.set_postfix(self.get_metrics(trainer, pl_module))  # one redraw, count included
 
