@@ -8,13 +8,10 @@ import gc
 # the imports made is then frozen, out of the collector's sight for the rest of the run.
 gc.disable()
 
-import sys  # noqa: E402
-
 import hydra  # noqa: E402
 from omegaconf import DictConfig  # noqa: E402
 
-from gan_lightning.errors import ConfigError, SetupError  # noqa: E402
-from gan_lightning.train import objective, run  # noqa: E402
+from gan_lightning.train import main_task  # noqa: E402
 
 gc.freeze()
 gc.enable()
@@ -22,14 +19,7 @@ gc.enable()
 
 @hydra.main(version_base="1.3", config_path="conf", config_name="config")
 def main(cfg: DictConfig) -> float | None:
-    try:
-        record = run(cfg)
-    except SetupError as error:  # how the run was set up, not a bug: one line, no traceback
-        kind = "config error" if isinstance(error, ConfigError) else "error"
-        print(f"{kind}: {error}", file=sys.stderr)
-        sys.exit(2)
-    # a number for hyper-parameter sweepers (hparams_search=...), None otherwise
-    return objective(cfg, record)
+    return main_task(cfg)  # the same as gan-train's (gan_lightning/cli.py)
 
 
 if __name__ == "__main__":

@@ -27,11 +27,11 @@ BASE = "experiment=conv_mnist_plain"
 SETTINGS = {
     "baseline": [],
     "ema": ["ema.decay=0.999"],
-    "spectral_norm": ["model.discriminator.spectral_norm=true"],
-    "sn_no_batchnorm": ["model.discriminator.spectral_norm=true",
+    "spectral_norm": ["spectral_norm=true"],
+    "sn_no_batchnorm": ["spectral_norm=true",
                         "model.discriminator.batch_norm=false"],
-    "r1_every_1": ["loss.r1_gamma=1"],
-    "r1_every_16": ["loss.r1_gamma=1", "loss.r1_every=16"],
+    "r1_every_1": ["r1.gamma=1"],
+    "r1_every_16": ["r1.gamma=1", "r1.every=16"],
     "diffaugment": ["augment.policy=[color,translation,cutout]"],
     "lr_schedule": ["lr_schedule=linear"],
 }
@@ -69,7 +69,7 @@ def main() -> None:
         print(f"setting={name} ms_per_step={1000 * median:.2f} "
               f"relative={median / baseline:.3f}", flush=True)
     cfg = compose_config(base, tempfile.gettempdir())
-    from gan_lightning.validate import build_networks
+    from gan_lightning.networks import build_networks
 
     generator, _ = build_networks(cfg)
     ema = EMA(generator, 0.999)

@@ -4,8 +4,10 @@ Every loss has ``d_loss(real_logits, fake_logits)`` and ``g_loss(fake_logits)``,
 ``prob(logits)``, the discriminator's belief that an input is real, which the module logs as
 ``train/d_real`` / ``train/d_fake`` and the health monitor reads. Losses whose scores are not
 probabilities (LSGAN, hinge, WGAN-GP: ``probabilistic = False``) log the raw mean score there.
-A loss may add ``penalty(critic, real, fake)`` to D's loss (WGAN-GP's gradient penalty), and
-any loss takes ``r1_gamma`` / ``r1_every``: the R1 penalty on real data (``r1``).
+A loss may add ``penalty(critic, real, fake)`` to D's loss (WGAN-GP's gradient penalty). Any
+object with ``d_loss`` and ``g_loss`` is a loss to ``GANModule`` (your own included); ``prob``,
+``probabilistic`` and ``penalty`` are optional. The R1 penalty on real data (``r1_penalty``) is
+the framework's, for any loss (``r1.gamma``).
 Every loss is a float32 scalar, also when D's logits are half precision (mixed precision).
 """
 
@@ -13,36 +15,24 @@ import torch
 import torch.nn.functional as F
 
 
-class GANLoss:
-    """Base: the discriminator's output read as a probability through a sigmoid.
+def r1_penalty(critic, real: torch.Tensor, gamma: float, every: int = 1) -> torch.Tensor:
+    """The R1 penalty (Mescheder et al. 2018) at the real batch ``real``:
+    ``every * gamma / 2 * E[||grad_x D(x)||^2]``. ``every``: it is computed every this many D
+    steps only ("lazy" regularisation, StyleGAN2), so it is scaled by that to keep its pull."""
+    real = real.detach().requires_grad_(True)
+    (grad,) = torch.autograd.grad(critic(real).float().sum(), real, create_graph=True)
+    return (every * gamma / 2) * grad.float().flatten(1).pow(2).sum(1).mean()
 
-    Args:
-        r1_gamma: weight of the R1 penalty (Mescheder et al. 2018), ``gamma / 2 *
-            E[||grad D(x)||^2]`` on real images; 0: off.
-        r1_every: compute it every this many D steps only ("lazy" regularisation, StyleGAN2),
-            scaled by ``r1_every`` so that its average pull stays the same.
-    """
+
+class GANLoss:
+    """Base: the discriminator's output read as a probability through a sigmoid (a critic's
+    unbounded score, ``probabilistic = False``, is read as it is)."""
 
     #: whether ``prob`` is a probability (False for critics, whose scores are unbounded)
     probabilistic = True
-    r1_gamma = 0.0
-    r1_every = 1
-
-    def __init__(self, r1_gamma: float = 0.0, r1_every: int = 1) -> None:
-        if r1_gamma < 0 or r1_every < 1:
-            raise ValueError(f"loss.r1_gamma must be >= 0 and loss.r1_every >= 1, got "
-                             f"{r1_gamma} and {r1_every}")
-        self.r1_gamma = r1_gamma
-        self.r1_every = r1_every
-
-    def r1(self, critic, real: torch.Tensor) -> torch.Tensor:
-        """``r1_every * r1_gamma / 2 * E[||grad_x D(x)||^2]`` at the real batch ``real``."""
-        real = real.detach().requires_grad_(True)
-        (grad,) = torch.autograd.grad(critic(real).float().sum(), real, create_graph=True)
-        return (self.r1_every * self.r1_gamma / 2) * grad.float().flatten(1).pow(2).sum(1).mean()
 
     def prob(self, logits: torch.Tensor) -> torch.Tensor:
-        return torch.sigmoid(logits)
+        return torch.sigmoid(logits) if self.probabilistic else logits
 
     def d_loss(self, real_logits: torch.Tensor, fake_logits: torch.Tensor) -> torch.Tensor:
         raise NotImplementedError
@@ -101,9 +91,7 @@ class ReportBCELoss(GANLoss):
     #: the value a saturated BCE term takes (torch clamps log at -100)
     clamp = 100.0
 
-    def __init__(self, real_label: float = 1.0, fake_label: float = 0.0,
-                 r1_gamma: float = 0.0, r1_every: int = 1) -> None:
-        super().__init__(r1_gamma, r1_every)
+    def __init__(self, real_label: float = 1.0, fake_label: float = 0.0) -> None:
         self.real_label = real_label
         self.fake_label = fake_label
 
@@ -123,9 +111,7 @@ class NonSaturatingLoss(GANLoss):
     (the Keras DCGAN tutorial uses 0.9 / 0.1, and trains G toward ``real_label`` too).
     """
 
-    def __init__(self, real_label: float = 1.0, fake_label: float = 0.0,
-                 r1_gamma: float = 0.0, r1_every: int = 1) -> None:
-        super().__init__(r1_gamma, r1_every)
+    def __init__(self, real_label: float = 1.0, fake_label: float = 0.0) -> None:
         self.real_label = real_label
         self.fake_label = fake_label
 
@@ -164,9 +150,6 @@ class LSGANLoss(GANLoss):
 
     probabilistic = False
 
-    def prob(self, logits: torch.Tensor) -> torch.Tensor:
-        return logits
-
     def d_loss(self, real_logits: torch.Tensor, fake_logits: torch.Tensor) -> torch.Tensor:
         real_logits, fake_logits = real_logits.float(), fake_logits.float()
         return 0.5 * ((real_logits - 1) ** 2).mean() + 0.5 * (fake_logits ** 2).mean()
@@ -179,9 +162,6 @@ class HingeLoss(GANLoss):
     """Hinge loss (Lim & Ye 2017; SAGAN, BigGAN): D wants real >= 1 and fake <= -1."""
 
     probabilistic = False
-
-    def prob(self, logits: torch.Tensor) -> torch.Tensor:
-        return logits
 
     def d_loss(self, real_logits: torch.Tensor, fake_logits: torch.Tensor) -> torch.Tensor:
         return F.relu(1 - real_logits.float()).mean() + F.relu(1 + fake_logits.float()).mean()
@@ -201,12 +181,8 @@ class WGANGPLoss(GANLoss):
 
     probabilistic = False
 
-    def __init__(self, weight: float = 10.0, r1_gamma: float = 0.0, r1_every: int = 1) -> None:
-        super().__init__(r1_gamma, r1_every)
+    def __init__(self, weight: float = 10.0) -> None:
         self.weight = weight
-
-    def prob(self, logits: torch.Tensor) -> torch.Tensor:
-        return logits
 
     def d_loss(self, real_logits: torch.Tensor, fake_logits: torch.Tensor) -> torch.Tensor:
         return fake_logits.float().mean() - real_logits.float().mean()

@@ -22,7 +22,8 @@ from torch import nn
 from gan_lightning import speedups
 from gan_lightning.augment import DiffAugment
 from gan_lightning.ema import EMA
-from gan_lightning.losses import GANLoss
+from gan_lightning.losses import GANLoss, r1_penalty
+from gan_lightning.models.layers import spectral_normed
 from gan_lightning.record import Status, Tag
 from gan_lightning.run_state import RunState
 
@@ -53,7 +54,11 @@ class GANModule(speedups.FastHookName, L.LightningModule):
             ``num_classes`` attribute and takes ``(z, labels)``; its discriminator then takes
             ``(images, labels)`` too, and the batches' labels are used.
         discriminator: maps images to logits ``(B, 1)``.
-        loss: a ``GANLoss`` with ``d_loss``, ``g_loss`` and ``prob``.
+        loss: any object with ``d_loss(real_logits, fake_logits)`` and ``g_loss(fake_logits)``
+            (a ``GANLoss``, or your own); optional: ``prob`` (logits -> what ``train/d_real``
+            logs; without it the raw mean score), ``probabilistic`` (whether that is a
+            probability, which the health monitor's collapse check needs) and
+            ``penalty(critic, real, fake)`` (added to D's loss, as WGAN-GP's).
         optimizer_g: partial optimizer (``params -> Optimizer``) for G.
         optimizer_d: partial optimizer for D.
         z_dim: latent size.
@@ -77,6 +82,9 @@ class GANModule(speedups.FastHookName, L.LightningModule):
         ema_start: the average copies G outright up to this generator step.
         lr_schedule_d, lr_schedule_g: learning-rate schedules (``None``: constant), stepped
             after each update of their network.
+        spectral_norm: spectrally normalise every conv and linear weight of D (any D).
+        r1_gamma: weight of the R1 penalty on real data (``losses.r1_penalty``); 0: off.
+        r1_every: compute R1 every this many D steps only (scaled by it: "lazy" R1).
     """
 
     def __init__(
@@ -100,12 +108,20 @@ class GANModule(speedups.FastHookName, L.LightningModule):
         ema_start: int = 0,
         lr_schedule_d: ScheduleFactory | None = None,
         lr_schedule_g: ScheduleFactory | None = None,
+        spectral_norm: bool = False,
+        r1_gamma: float = 0.0,
+        r1_every: int = 1,
     ) -> None:
         super().__init__()
         if z_dim < 1:
             raise ValueError(f"z_dim must be >= 1, got {z_dim}")
         if n_critic < 1:
             raise ValueError(f"n_critic must be >= 1, got {n_critic}")
+        if r1_gamma < 0 or r1_every < 1:
+            raise ValueError(f"r1.gamma must be >= 0 and r1.every >= 1, got {r1_gamma} and "
+                             f"{r1_every}")
+        # before D's parameters are listed: normalisation replaces each weight
+        spectral_normed(discriminator, spectral_norm)
         self.automatic_optimization = False
         self.generator = generator
         self.discriminator = discriminator
@@ -116,6 +132,10 @@ class GANModule(speedups.FastHookName, L.LightningModule):
         self.lr_schedules = (lr_schedule_d, lr_schedule_g)
         self._schedulers: tuple[Any, Any] = (None, None)
         self.loss = loss
+        #: what train/d_real and train/d_fake log: the loss's reading of D's logits
+        self.prob = getattr(loss, "prob", None) or (lambda logits: logits)
+        self.probabilistic = bool(getattr(loss, "probabilistic", hasattr(loss, "prob")))
+        self.r1_gamma, self.r1_every = r1_gamma, r1_every
         self.optimizer_g = optimizer_g
         self.optimizer_d = optimizer_d
         self.z_dim = z_dim
@@ -275,9 +295,9 @@ class GANModule(speedups.FastHookName, L.LightningModule):
         if getattr(self.loss, "penalty", None) is not None:  # WGAN-GP: at interpolates
             penalty = self.loss.penalty(lambda x: self.discriminate(x, labels), real, fake)
             loss_d = loss_d + penalty
-        # any object with d_loss and g_loss is a loss; only GANLoss has R1
-        if getattr(self.loss, "r1_gamma", 0) and self._d_steps % self.loss.r1_every == 0:
-            r1 = self.loss.r1(lambda x: self.discriminate(x, labels), seen)
+        if self.r1_gamma and self._d_steps % self.r1_every == 0:  # R1 at the real batch
+            r1 = r1_penalty(lambda x: self.discriminate(x, labels), seen, self.r1_gamma,
+                            self.r1_every)
             loss_d = loss_d + r1
         self.update(opt_d, loss_d, self._schedulers[0])
         self._d_steps += 1
@@ -304,8 +324,8 @@ class GANModule(speedups.FastHookName, L.LightningModule):
             scalars = {
                 Tag.LOSS_D: loss_d,
                 Tag.LOSS_G: loss_g,
-                Tag.D_REAL: self.loss.prob(d_real).mean(),
-                Tag.D_FAKE: self.loss.prob(d_fake).mean(),
+                Tag.D_REAL: self.prob(d_real).mean(),
+                Tag.D_FAKE: self.prob(d_fake).mean(),
             }
             if penalty is not None:
                 scalars[Tag.PENALTY] = penalty
@@ -338,6 +358,10 @@ class GANModule(speedups.FastHookName, L.LightningModule):
     def on_train_start(self) -> None:
         self.speedups = speedups.apply(self.trainer, self, self.fast)
         self._direct = "direct_updates" in self.speedups
+
+    def teardown(self, stage: str) -> None:
+        # Lightning and TensorBoard as they were, for anything else trained in this process
+        speedups.restore()
 
     def check_finite(self) -> bool:
         """Whether the weights, the last losses and the fixed samples are all finite.
@@ -382,7 +406,7 @@ class GANModule(speedups.FastHookName, L.LightningModule):
     # -- checkpoints --------------------------------------------------------------------
     def on_save_checkpoint(self, checkpoint: dict[str, Any]) -> None:
         checkpoint["g_step"] = self.g_step
-        checkpoint["d_steps"] = self._d_steps  # lazy R1's phase (loss.r1_every)
+        checkpoint["d_steps"] = self._d_steps  # lazy R1's phase (r1.every)
         # the generator draws latents (and dropout masks) from torch's global RNG: a resumed
         # run continues with the same draws an uninterrupted one would have made
         checkpoint["rng"] = {"torch": torch.get_rng_state()}

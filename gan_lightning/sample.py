@@ -5,11 +5,14 @@
     gan-sample ckpt=... class=7                                 # conditional models
     gan-sample ckpt=... interpolate=true steps=10 n=80          # rows of latent interpolations
     gan-sample ckpt=... raw=true                                # G itself, not its EMA
+    gan-sample ckpt=... trust=mylab                             # your own generator class
     gan-sample run=outputs/runs/.../ out=progress.gif           # the run's fixed-noise grids
 
 The checkpoint is read with ``torch.load(weights_only=True)``: tensors and plain containers
 only, so a file carrying pickled code is refused, never run. The generator is rebuilt from
-the config the run stored in it (``gan_config``), and only from this package's model classes.
+the config the run stored in it (``gan_config``): only ``nn.Module`` classes of this package or
+``torch.nn``, or of the modules named by ``trust=`` (your own networks: ``trust=mylab``), never
+any other callable (``gan_lightning.targets.check_trusted``).
 Where the run kept a moving average of G's weights (``ema.decay``), that average draws, as it
 drew the run's metrics and grids; ``raw=true`` uses the trained G instead.
 """
@@ -26,12 +29,12 @@ import torchvision
 from hydra.utils import instantiate
 
 from gan_lightning.callbacks import sample_grid, scatter_plot
+from gan_lightning.cli import user_code_on_path
+from gan_lightning.targets import UntrustedTarget, check_trusted, trust_list
 
-#: the modules a checkpoint's config may name as ``_target_`` for its generator
-ALLOWED_TARGETS = ("gan_lightning.models.",)
 USAGE = __doc__.split("\n\n")[1]
 KEYS = {"ckpt", "run", "n", "out", "seed", "class", "interpolate", "steps", "nrow", "device",
-        "raw"}
+        "raw", "trust"}
 
 
 class SampleError(RuntimeError):
@@ -54,19 +57,23 @@ def load_checkpoint(path: str | Path) -> dict[str, Any]:
 EMA_PREFIX = "generator_ema.average."
 
 
-def load_generator(path: str | Path, raw: bool = False) -> tuple[torch.nn.Module, dict[str, Any]]:
+def load_generator(path: str | Path, raw: bool = False, trust: str | list[str] | None = None
+                   ) -> tuple[torch.nn.Module, dict[str, Any]]:
     """The generator of a checkpoint, rebuilt from its stored config, in eval mode: the
     moving average of its weights where the run kept one (as its metrics and grids did),
-    unless ``raw``."""
+    unless ``raw``. ``trust``: modules beyond this package and ``torch.nn`` whose network
+    classes the stored config may name (``"mylab"``)."""
     checkpoint = load_checkpoint(path)
     config = checkpoint.get("gan_config")
-    if not isinstance(config, dict):
-        raise SampleError(f"{path} holds no gan_config (not written by gan-lightning's train.py)")
+    if not isinstance(config, dict) or not isinstance(config.get("model"), dict) \
+            or not isinstance(config["model"].get("generator"), dict):
+        raise SampleError(f"{path} holds no gan_config with a generator (not written by "
+                          f"gan-lightning's training)")
     node = config["model"]["generator"]
-    target = str(node.get("_target_", ""))
-    if not target.startswith(ALLOWED_TARGETS):
-        raise SampleError(f"{path}: generator _target_ '{target}' is not one of this package's "
-                          f"models ({', '.join(ALLOWED_TARGETS)}*); refused")
+    try:
+        check_trusted(node, f"{path}: model.generator", trust_list(trust))
+    except UntrustedTarget as error:
+        raise SampleError(str(error)) from None
     generator = instantiate(node)
     weights = checkpoint["state_dict"]
     prefix = EMA_PREFIX if not raw and any(k.startswith(EMA_PREFIX) for k in weights) \
@@ -149,6 +156,8 @@ def main(argv: list[str] | None = None) -> int:
     if not argv or argv[0] in ("-h", "--help"):
         print(USAGE)
         return 0
+    # a trusted module of your project imports from the folder you run this in
+    user_code_on_path(children=False)
     try:
         args = parse(argv)
         if "run" in args:
@@ -158,7 +167,8 @@ def main(argv: list[str] | None = None) -> int:
         n, steps = int(args.get("n", 64)), int(args.get("steps", 8))
         if n < 1 or steps < 2:
             raise SampleError("n must be >= 1 and steps >= 2")
-        generator, config = load_generator(args["ckpt"], as_bool(args.get("raw", "false")))
+        generator, config = load_generator(args["ckpt"], as_bool(args.get("raw", "false")),
+                                           args.get("trust"))
         interpolate = as_bool(args.get("interpolate", "false"))
         images = generate(generator, config, n, int(args.get("seed", 0)),
                           int(args["class"]) if "class" in args else None, interpolate, steps,

@@ -42,7 +42,13 @@ saves is measured by ``python benchmarks/speedups.py`` (figures in ``benchmarks/
   ~17 ms for an epoch's 65 KB sample grid, on its writer thread but holding the GIL that the
   training loop needs. ``google-crc32c``'s C code computes the same checksum (the event files
   are byte-identical). Not a Lightning name: TensorBoard's ``record_writer.masked_crc32c``,
-  replaced for the process (with a function that returns what it returns).
+  replaced (with a function that returns what it returns).
+
+Scope: every speed-up acts on one trainer and its module only, and nothing changes when the
+package is imported. The two that must replace a module-level function (``callback_hooks``:
+Lightning's ``_call_callback_hooks``; ``tensorboard_crc``: ``masked_crc32c``) replace it when
+a ``GANModule`` starts training and put the original back when it is torn down (``restore``);
+in between, any other trainer is dispatched by Lightning's own function.
 
 Not here, and why: the DDP launcher subclass in ``distributed.py`` is how a Hydra job starts
 its ranks, not a speed-up (no public API does it); ``metrics/features.py`` calls
@@ -91,6 +97,25 @@ def apply(trainer: Any, module: Any, fast: bool | Collection[str]) -> list[str]:
              "empty_logs": _empty_logs, "no_validation": _no_validation,
              "tensorboard_crc": _tensorboard_crc}
     return [name for name in wanted if steps[name](trainer, module)]
+
+
+#: the module-level functions replaced while a GANModule trains: (module, name) -> original
+_replaced: dict[tuple[Any, str], Any] = {}
+
+
+def _replace(owner: Any, name: str, value: Any) -> None:
+    """``owner.name = value`` until ``restore``."""
+    current = getattr(owner, name)
+    if current is not value:
+        _replaced.setdefault((owner, name), current)
+        setattr(owner, name, value)
+
+
+def restore() -> None:
+    """Put back every module-level function a speed-up replaced (``GANModule.teardown``)."""
+    while _replaced:
+        (owner, name), original = _replaced.popitem()
+        setattr(owner, name, original)
 
 
 def _fall_back(name: str, missing: str) -> bool:
@@ -192,7 +217,7 @@ def _callback_hooks(trainer: Any, module: Any) -> bool:
                           "monitoring_callbacks)")
     if original is not _dispatch:
         _lightning_dispatch = original
-        call._call_callback_hooks = _dispatch
+        _replace(call, "_call_callback_hooks", _dispatch)
     trainer.__dict__["_gan_hook_table"] = (trainer.callbacks, {})
     return True
 
@@ -339,5 +364,5 @@ def _tensorboard_crc(trainer: Any, module: Any) -> bool:
     if google_crc32c.implementation != "c" or not callable(
             getattr(record_writer, "masked_crc32c", None)):
         return _fall_back("tensorboard_crc", "record_writer.masked_crc32c (or no C CRC-32C)")
-    record_writer.masked_crc32c = masked_crc32c
+    _replace(record_writer, "masked_crc32c", masked_crc32c)
     return True

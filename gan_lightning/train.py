@@ -5,8 +5,10 @@ from __future__ import annotations
 import logging
 import math
 import os
+import sys
 import time
 import traceback
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -19,14 +21,27 @@ from lightning.fabric.utilities.rank_zero import _get_rank
 from lightning.pytorch.loggers import TensorBoardLogger
 from omegaconf import DictConfig, OmegaConf
 
-from gan_lightning.errors import SetupError
+from gan_lightning.errors import ConfigError, SetupError
 from gan_lightning.module import GANModule
+from gan_lightning.networks import build_networks
 from gan_lightning.record import QUALITY_METRICS, RECORD_FILE, Status, Tag, write_record
 from gan_lightning.run_state import RunState
 from gan_lightning.utils import print_config
-from gan_lightning.validate import build_networks, validate
+from gan_lightning.validate import validate
 
 log = logging.getLogger(__name__)
+
+
+def main_task(cfg: DictConfig) -> float | None:
+    """What ``python train.py`` and ``gan-train`` do with the config Hydra composed: train
+    (``run``), and return the figure a hyper-parameter sweeper minimises (None without one)."""
+    try:
+        record = run(cfg)
+    except SetupError as error:  # how the run was set up, not a bug: one line, no traceback
+        kind = "config error" if isinstance(error, ConfigError) else "error"
+        print(f"{kind}: {error}", file=sys.stderr)
+        sys.exit(2)
+    return objective(cfg, record)
 
 
 def build(cfg: DictConfig) -> tuple[L.LightningDataModule, GANModule, L.Trainer]:
@@ -53,6 +68,10 @@ def build(cfg: DictConfig) -> tuple[L.LightningDataModule, GANModule, L.Trainer]
         ema_start=OmegaConf.select(cfg, "ema.start", default=0),
         lr_schedule_d=schedule(cfg, "d"),
         lr_schedule_g=schedule(cfg, "g"),
+        # build_networks has normalised D already, at the random state a constructor would
+        spectral_norm=cfg.get("spectral_norm", False),
+        r1_gamma=OmegaConf.select(cfg, "r1.gamma", default=0.0),
+        r1_every=OmegaConf.select(cfg, "r1.every", default=1),
     )
     # an entry set to null (callbacks.samples=null) is switched off
     callbacks = [instantiate(c) for c in (cfg.get("callbacks") or {}).values() if c]
@@ -73,7 +92,7 @@ def schedule(cfg: DictConfig, net: str) -> Any:
 def checkpoint_config(cfg: DictConfig) -> dict[str, Any]:
     """What a checkpoint needs to rebuild its networks: model, dataset shape, z_dim, seed."""
     plain = OmegaConf.to_container(cfg, resolve=True)
-    keep = ("model", "z_dim", "seed", "n_critic", "loss", "ema")
+    keep = ("model", "z_dim", "seed", "n_critic", "loss", "ema", "spectral_norm", "r1")
     out = {k: plain[k] for k in keep if k in plain}
     out["dataset"] = {k: plain["dataset"].get(k) for k in ("name", "img_shape", "num_classes")}
     return out
@@ -109,9 +128,8 @@ def run(cfg: DictConfig) -> dict[str, Any] | None:
     multirun = HydraConfig.initialized() and HydraConfig.get().mode == RunMode.MULTIRUN
     overrides = list(HydraConfig.get().overrides.task) if HydraConfig.initialized() else []
     record: dict[str, Any] = {"status": Status.FAILED, "overrides": overrides, "seed": cfg.seed}
-    start = time.perf_counter()
-    module = trainer = params = summary_error = None
-    try:
+
+    def prepare() -> Prepared:
         if rank_zero:
             print_config(cfg, run_dir / "config.yaml")
         if cfg.get("threads"):  # else torch's default, or the parallel launcher's share
@@ -119,12 +137,47 @@ def run(cfg: DictConfig) -> dict[str, Any] | None:
         record["threads"] = torch.get_num_threads()
         L.seed_everything(cfg.seed, workers=True)
         datamodule, module, trainer = build(cfg)
-        record["data_source"] = datamodule.source_used
         params = hparams(cfg, datamodule.source_used)
+        ckpt_path = cfg.get("ckpt_path") or resume_checkpoint(cfg.get("resume", False), run_dir)
+        return datamodule, module, trainer, params, ckpt_path
+
+    return record_run(run_dir, prepare, record, multirun, rank_zero)
+
+
+#: what a run trains with: datamodule, module, trainer, hyper-parameters, checkpoint to resume
+Prepared = tuple[L.LightningDataModule, GANModule, L.Trainer, dict[str, Any], Any]
+
+
+def fit(module: GANModule, datamodule: L.LightningDataModule, trainer: L.Trainer,
+        run_dir: str | Path, ckpt_path: str | Path | None = None,
+        params: dict[str, Any] | None = None) -> dict[str, Any]:
+    """``trainer.fit`` for objects built in Python, recorded as ``python train.py`` records a
+    run: ``<run_dir>/metrics.json`` (status, steps, throughput, final losses, metrics) and the
+    final figures beside ``params`` (the hyper-parameters to log; default: z_dim, n_critic and
+    seed) in every logger. A failure is recorded (status ``failed``) and raised.
+    ``examples/python_api.py`` shows it in use."""
+    run_dir = Path(run_dir)
+    run_dir.mkdir(parents=True, exist_ok=True)
+    params = params or {"z_dim": module.z_dim, "n_critic": module.n_critic, "seed": module.seed,
+                        "data_source": getattr(datamodule, "source_used", None)}
+    return record_run(run_dir, lambda: (datamodule, module, trainer, params, ckpt_path),
+                      {"status": Status.FAILED, "seed": module.seed}, multirun=False,
+                      rank_zero=trainer.is_global_zero)
+
+
+def record_run(run_dir: Path, prepare: Callable[[], Prepared], record: dict[str, Any],
+               multirun: bool, rank_zero: bool) -> dict[str, Any]:
+    """Prepare a run, train it and write its record (``metrics.json``), whatever happens.
+    ``record``: what is known beforehand (status ``failed`` until training ends); ``prepare``
+    may add to it."""
+    start = time.perf_counter()
+    module = trainer = params = summary_error = None
+    try:
+        datamodule, module, trainer, params, ckpt_path = prepare()
+        record["data_source"] = getattr(datamodule, "source_used", None)
         for logger in trainer.loggers:
             logger.log_hyperparams(params)
         fit_start = time.perf_counter()
-        ckpt_path = cfg.get("ckpt_path") or resume_checkpoint(cfg.get("resume", False), run_dir)
         if ckpt_path:
             record["resumed_from"] = str(ckpt_path)
             log.info("resuming from %s", ckpt_path)
@@ -148,7 +201,7 @@ def run(cfg: DictConfig) -> dict[str, Any] | None:
             # also when the cluster's handler ended training with SystemExit (a requeue)
             record["status"] = Status.INTERRUPTED
         try:
-            if module is not None:  # build() made module and trainer together
+            if module is not None:  # prepare() made module and trainer together
                 record.update(summarize(module, trainer))
                 if params is not None and record["status"] != Status.FAILED:
                     log_final_metrics(trainer, params, record)

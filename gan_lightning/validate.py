@@ -5,9 +5,11 @@ options (``optimizer=rmsprop``: it lists the available ones). These checks add w
 cannot know, each failing with one line that names the key and what it accepts:
 
 - types and ranges: ``z_dim=abc``, ``z_dim=0``, ``optimizer.lr=-1``, ``seed=-5``;
-- ``_target_`` only within this package, torch and Lightning;
+- every ``_target_`` imports (``targets.check_importable``: yours may name your own code);
 - pairings: a conditional model needs a labelled dataset;
-- the networks can be built for the dataset (``model=dcgan dataset=gaussian2d`` cannot);
+- the networks can be built for the dataset and fit the contract of ``networks``
+  (``model=dcgan dataset=gaussian2d`` cannot; a G whose output is not the dataset's shape);
+- options that need images are not set on point data (``augment.policy`` on gaussian2d);
 - a key added with ``+`` (or ``++``) that nothing reads (``+z_dimm=20``, a typo that would
   otherwise train at the default z_dim without a word).
 """
@@ -23,16 +25,16 @@ from typing import Any
 
 from hydra.core.global_hydra import GlobalHydra
 from hydra.core.override_parser.overrides_parser import OverridesParser
-from hydra.errors import InstantiationException
 from hydra.experimental.callback import Callback
-from hydra.utils import get_class, get_method, instantiate
+from hydra.utils import get_class, get_method
 from omegaconf import DictConfig, OmegaConf
 
 from gan_lightning.augment import TRANSFORMS, policy_names
 from gan_lightning.errors import ConfigError
+from gan_lightning.networks import build_networks
+from gan_lightning.targets import check_importable
 
-__all__ = ["ConfigError", "ValidateConfig", "build_networks", "check_added_keys",
-           "check_targets", "validate"]
+__all__ = ["ConfigError", "ValidateConfig", "check_added_keys", "validate"]
 
 
 def _integer(value: Any) -> bool:
@@ -69,15 +71,12 @@ RULES: dict[str, tuple[Callable[[Any], bool], str]] = {
     "dataset.storage": (lambda v: v in ("float", "uint8"), "float or uint8"),
     "ema.decay": (lambda v: v is None or (_number(v) and 0 <= v < 1), "null or a number in [0, 1)"),
     "ema.start": (lambda v: _integer(v) and v >= 0, "an integer >= 0"),
-    "loss.r1_gamma": (lambda v: _number(v) and v >= 0, "a number >= 0"),
-    "loss.r1_every": (lambda v: _integer(v) and v >= 1, "an integer >= 1"),
+    "r1.gamma": (lambda v: _number(v) and v >= 0, "a number >= 0"),
+    "r1.every": (lambda v: _integer(v) and v >= 1, "an integer >= 1"),
+    "spectral_norm": (lambda v: isinstance(v, bool), "true or false"),
     "augment.policy": (lambda v: all(p in TRANSFORMS for p in policy_names(v)),
                        f"a list of {', '.join(TRANSFORMS)} ([] for none)"),
 }
-
-#: where a config's ``_target_`` may point: this package, torch and Lightning, nothing else
-ALLOWED_TARGETS = ("gan_lightning.", "torch.", "lightning.")
-
 
 def validate(cfg: DictConfig, networks: bool = True, files: bool = False) -> None:
     """Raise ``ConfigError`` for the first thing wrong with a composed (task) config.
@@ -92,7 +91,14 @@ def validate(cfg: DictConfig, networks: bool = True, files: bool = False) -> Non
             continue
         if not ok(node):
             raise ConfigError(f"{key}={node!r} is not valid: {key} must be {accepts}")
-    check_targets(cfg)
+    check_importable(cfg)
+    img_shape = OmegaConf.select(cfg, "dataset.img_shape", default=None)
+    policy = OmegaConf.select(cfg, "augment.policy", default=None)
+    if img_shape is not None and len(img_shape) != 3 and policy_names(policy or []):
+        name = OmegaConf.select(cfg, "dataset.name", default="?")
+        raise ConfigError(f"augment.policy={list(policy_names(policy))} needs images; dataset "
+                          f"'{name}' has points of shape {list(img_shape)}: use "
+                          f"augment.policy=[]")
     if "num_classes" in (OmegaConf.select(cfg, "model.generator") or {}) and not (
             OmegaConf.select(cfg, "dataset.num_classes", default=None)):
         name = OmegaConf.select(cfg, "dataset.name", default="?")
@@ -108,45 +114,6 @@ def validate(cfg: DictConfig, networks: bool = True, files: bool = False) -> Non
                               f"folder of images> (png, jpg, bmp, webp, gif)")
     if networks and OmegaConf.select(cfg, "model.generator._target_", default=None):
         build_networks(cfg)
-
-
-def check_targets(cfg: DictConfig) -> None:
-    """Refuse a config that would instantiate anything outside ``ALLOWED_TARGETS``.
-
-    A config (or a checkpoint's, or an override like ``+model.generator._target_=os.system``)
-    is data; instantiating it must not run arbitrary callables.
-    """
-
-    def walk(node: Any, path: str) -> None:
-        if isinstance(node, dict):
-            for key, value in node.items():
-                where = f"{path}.{key}" if path else str(key)
-                if key == "_target_":
-                    target = OmegaConf.select(cfg, where) if "${" in str(value) else value
-                    if not str(target).startswith(ALLOWED_TARGETS):
-                        raise ConfigError(
-                            f"{where}='{target}' is not allowed: _target_ must name a class "
-                            f"of {', '.join(t.rstrip('.') for t in ALLOWED_TARGETS)}")
-                else:
-                    walk(value, where)
-        elif isinstance(node, list):
-            for i, value in enumerate(node):
-                walk(value, f"{path}[{i}]")
-
-    walk(OmegaConf.to_container(cfg, resolve=False), "")
-
-
-def build_networks(cfg: DictConfig) -> tuple[Any, Any]:
-    """``(generator, discriminator)`` from ``cfg.model``; a constructor's complaint (an image
-    size the model cannot make, a missing argument) becomes a one-line ``ConfigError``."""
-    try:
-        return instantiate(cfg.model.generator), instantiate(cfg.model.discriminator)
-    except InstantiationException as error:
-        cause = error.__cause__ or error
-        model = OmegaConf.select(cfg, "model.generator._target_", default="?").rsplit(".", 1)[-1]
-        dataset = OmegaConf.select(cfg, "dataset.name", default="?")
-        raise ConfigError(f"the model ({model}) cannot be built for dataset '{dataset}': "
-                          f"{' '.join(str(cause).split())}") from error
 
 
 def check_added_keys(cfg: DictConfig, overrides: list[str],

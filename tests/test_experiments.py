@@ -81,8 +81,8 @@ def test_experiments_carry_their_sources_settings(tmp_path):
         assert (conv.model.generator.width, conv.model.generator.hidden) == (32, 512)
         assert (conv.dataset.batch_size, conv.optimizer.lr, conv.trainer.max_epochs) == (64, 2e-4,
                                                                                        25)
-    assert plain.ema.decay is None and not plain.model.discriminator.spectral_norm
-    assert stabilized.ema.decay == 0.999 and stabilized.model.discriminator.spectral_norm
+    assert plain.ema.decay is None and not plain.spectral_norm
+    assert stabilized.ema.decay == 0.999 and stabilized.spectral_norm
 
 
 def test_conditional_gan_uses_labels_and_draws_one_row_per_class(tiny_data, tmp_path):

@@ -89,15 +89,46 @@ def test_a_checkpoint_carrying_code_is_refused_without_running_it(tmp_path, caps
     assert not sentinel.exists()
 
 
-def test_a_config_naming_foreign_code_is_refused(tiny_data, tmp_path):
+@pytest.mark.parametrize(("node", "trust", "refusal"), [
+    ({"_target_": "os.system", "command": "touch pwned"}, None, "outside gan_lightning"),
+    # trusting the module is not enough: a checkpoint builds nn.Module classes only
+    ({"_target_": "os.system", "command": "touch pwned"}, "os", "not an nn.Module class"),
+    ({"_target_": "gan_lightning.cli.user_code_on_path", "folder": "pwned"}, None,
+     "not an nn.Module class"),
+    # nested targets are judged too
+    ({"_target_": "torch.nn.Sequential",
+      "_args_": [{"_target_": "subprocess.run", "args": ["touch", "pwned"]}]}, None,
+     "'subprocess.run' is outside"),
+    ({"_target_": "gan_lightning.models.MLPGenerator", "_partial_": True}, None, "_partial_"),
+])
+def test_a_config_naming_foreign_code_is_refused(node, trust, refusal, tiny_data, tmp_path,
+                                                 monkeypatch):
+    monkeypatch.chdir(tmp_path)
     _, ckpt = train(tmp_path, tiny_data)
     checkpoint = torch.load(ckpt, weights_only=True)
-    checkpoint["gan_config"]["model"]["generator"] = {"_target_": "os.system",
-                                                      "command": "touch pwned"}
+    checkpoint["gan_config"]["model"]["generator"] = node
     torch.save(checkpoint, tmp_path / "evil.ckpt")
-    with pytest.raises(SampleError, match="not one of this package's models"):
-        load_generator(tmp_path / "evil.ckpt")
-    assert not (REPO / "pwned").exists()
+    with pytest.raises(SampleError, match=refusal):
+        load_generator(tmp_path / "evil.ckpt", trust=trust)
+    assert not (tmp_path / "pwned").exists()
+
+
+def test_a_trusted_module_of_your_own_builds_its_generator(tiny_data, tmp_path, monkeypatch):
+    """A generator class outside the package loads only when its module is trusted."""
+    (tmp_path / "mylab_trusted.py").write_text(
+        "from gan_lightning.models import MLPGenerator\n"
+        "class MyGenerator(MLPGenerator):\n    pass\n")
+    monkeypatch.syspath_prepend(str(tmp_path))
+    module, ckpt = train(tmp_path, tiny_data)
+    checkpoint = torch.load(ckpt, weights_only=True)
+    checkpoint["gan_config"]["model"]["generator"]["_target_"] = "mylab_trusted.MyGenerator"
+    torch.save(checkpoint, tmp_path / "own.ckpt")
+    with pytest.raises(SampleError, match="trust=mylab_trusted"):
+        load_generator(tmp_path / "own.ckpt")
+    generator, _ = load_generator(tmp_path / "own.ckpt", trust="mylab_trusted")
+    assert type(generator).__name__ == "MyGenerator"
+    torch.testing.assert_close(generator(module.fixed_z[:4]),
+                               module.generator.eval()(module.fixed_z[:4]))
 
 
 def test_toy_checkpoint_gives_a_scatter(tmp_path):

@@ -226,3 +226,96 @@ def test_tensorboard_crc_writes_the_checksums_tensorboard_verifies(tiny_data, tm
                .Load()]
     assert files and len(records) > 10
     assert sum(b"samples/fixed_noise" in r for r in records) == 2  # one grid per epoch
+
+
+#: trains a plain LightningModule with a callback that records every hook Lightning calls; with
+#: argv[1] == "gan", first trains a GANModule (all speed-ups on, TensorBoard) in this process
+OTHER_MODULE = r'''
+import json, sys
+import lightning as L, torch
+from lightning.pytorch.callbacks import Callback
+from lightning.pytorch.trainer import call
+from tensorboard.summary.writer import record_writer
+
+originals = call._call_callback_hooks, record_writer.masked_crc32c
+hooks = []
+
+def recorder(name):
+    def hook(self, *args, **kwargs):
+        hooks.append(name)
+    return hook
+
+Recorder = type("Recorder", (Callback,), {n: recorder(n) for n in dir(Callback)
+                                          if n.startswith("on_") or n in ("setup", "teardown")})
+
+class Regression(L.LightningModule):
+    def __init__(self):
+        super().__init__()
+        self.net = torch.nn.Linear(3, 1)
+    def training_step(self, batch, batch_idx):
+        x, y = batch
+        loss = torch.nn.functional.mse_loss(self.net(x), y)
+        self.log("loss", loss)
+        return loss
+    def validation_step(self, batch, batch_idx):
+        self.log("val_loss", torch.nn.functional.mse_loss(self.net(batch[0]), batch[1]))
+    def configure_optimizers(self):
+        return torch.optim.SGD(self.parameters(), lr=0.1)
+
+def fit_plain(root):
+    L.seed_everything(0, verbose=False)
+    x = torch.randn(64, 3)
+    data = torch.utils.data.TensorDataset(x, x.sum(1, keepdim=True))
+    loader = torch.utils.data.DataLoader(data, batch_size=8, shuffle=True)
+    module = Regression()
+    trainer = L.Trainer(max_epochs=2, default_root_dir=root, callbacks=[Recorder()],
+                        log_every_n_steps=1, enable_progress_bar=False,
+                        enable_model_summary=False,
+                        logger=L.pytorch.loggers.TensorBoardLogger(root))
+    trainer.fit(module, loader, loader)
+    return {"hooks": hooks, "weights": [p.tolist() for p in module.parameters()],
+            "metrics": {k: v.item() for k, v in trainer.callback_metrics.items()},
+            "global_step": trainer.global_step}
+
+if sys.argv[1] == "gan":
+    from gan_lightning.data import InMemoryLoader
+    from gan_lightning.losses import NonSaturatingLoss
+    from gan_lightning.models import MLPDiscriminator, MLPGenerator
+    from gan_lightning.module import GANModule
+    gan = GANModule(MLPGenerator(8, [1, 4, 4], [16]), MLPDiscriminator([1, 4, 4], [16]),
+                    NonSaturatingLoss(), lambda p: torch.optim.SGD(p, lr=0.1),
+                    lambda p: torch.optim.SGD(p, lr=0.1), z_dim=8, log_every_n_steps=1)
+    images = torch.rand(32, 1, 4, 4) * 2 - 1
+    trainer = L.Trainer(max_epochs=1, default_root_dir=sys.argv[2] + "/gan",
+                        logger=L.pytorch.loggers.TensorBoardLogger(sys.argv[2] + "/gan"),
+                        enable_progress_bar=False, enable_model_summary=False)
+    trainer.fit(gan, InMemoryLoader(images, torch.zeros(32, dtype=torch.long), batch_size=8))
+    assert {"callback_hooks", "tensorboard_crc"} <= set(gan.speedups), gan.speedups
+    # put back once the GAN was torn down
+    assert (call._call_callback_hooks, record_writer.masked_crc32c) == originals
+else:
+    assert "gan_lightning" not in sys.modules
+result = fit_plain(sys.argv[2] + "/plain")
+print(json.dumps(result))
+'''
+
+
+def test_another_module_trains_in_the_same_process_exactly_as_with_plain_lightning(tmp_path):
+    """A GANModule's speed-ups leave nothing behind: a plain LightningModule trained after it
+    in the same process calls the same hooks in the same order and ends with the same weights
+    and logged values as in a process that never imported gan_lightning."""
+    import json
+    import subprocess
+    import sys
+
+    script = tmp_path / "other.py"
+    script.write_text(OTHER_MODULE)
+
+    def run_in_process(mode):
+        out = subprocess.run([sys.executable, str(script), mode, str(tmp_path / mode)],
+                             capture_output=True, text=True, check=True, cwd=tmp_path)
+        return json.loads(out.stdout.strip().splitlines()[-1])
+
+    alone, after_gan = run_in_process("plain"), run_in_process("gan")
+    assert alone["global_step"] == 16 and len(alone["hooks"]) > 100
+    assert after_gan == alone

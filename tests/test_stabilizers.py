@@ -10,7 +10,7 @@ from torch import nn
 from conftest import FAST, run_train
 from gan_lightning.augment import DiffAugment
 from gan_lightning.ema import EMA
-from gan_lightning.losses import HingeLoss, NonSaturatingLoss, ReportBCELoss
+from gan_lightning.losses import NonSaturatingLoss, r1_penalty
 from gan_lightning.metrics.features import IdentityFeatures
 from gan_lightning.metrics.quality import SampleQuality
 from gan_lightning.models import (
@@ -91,23 +91,23 @@ def test_r1_matches_a_hand_computed_value():
     critic = nn.Linear(6, 1)
     real = torch.randn(5, 6)
     w = critic.weight.detach().flatten()
-    for loss in (NonSaturatingLoss(r1_gamma=3.0), HingeLoss(r1_gamma=3.0)):
-        assert loss.r1(critic, real).item() == pytest.approx(1.5 * float(w @ w), rel=1e-6)
-    lazy = ReportBCELoss(r1_gamma=3.0, r1_every=4)  # lazy: scaled by the interval
-    assert lazy.r1(critic, real).item() == pytest.approx(6.0 * float(w @ w), rel=1e-6)
+    assert r1_penalty(critic, real, 3.0).item() == pytest.approx(1.5 * float(w @ w), rel=1e-6)
+    lazy = r1_penalty(critic, real, 3.0, every=4)  # lazy: scaled by the interval
+    assert lazy.item() == pytest.approx(6.0 * float(w @ w), rel=1e-6)
     # a quadratic critic: D(x) = sum(x^2) / 2, grad = x, R1 = gamma / 2 * mean ||x||^2
-    r1 = NonSaturatingLoss(r1_gamma=2.0).r1(lambda x: (x ** 2).sum(1) / 2, real)
+    r1 = r1_penalty(lambda x: (x ** 2).sum(1) / 2, real, 2.0)
     assert r1.item() == pytest.approx(float((real ** 2).sum(1).mean()), rel=1e-6)
 
 
-def test_r1_is_added_to_d_loss_every_k_steps(tmp_path):
+def test_r1_is_added_to_d_loss_every_k_steps(tmp_path, monkeypatch):
     module = make_module()
-    module.loss = ReportBCELoss(r1_gamma=1.0, r1_every=3)
+    module.r1_gamma, module.r1_every = 1.0, 3
     calls = []
-    original = module.loss.r1
-    module.loss.r1 = lambda critic, real: calls.append(1) or original(critic, real)
+    original = r1_penalty
+    monkeypatch.setattr("gan_lightning.module.r1_penalty",
+                        lambda *args: calls.append(args[2:]) or original(*args))
     trainer(tmp_path).fit(module, loader(n=48, batch=8))  # 6 D steps
-    assert len(calls) == 2  # D steps 0 and 3
+    assert calls == [(1.0, 3), (1.0, 3)]  # D steps 0 and 3
 
 
 @pytest.mark.parametrize("policy", [["color"], ["translation"], ["cutout"],
@@ -182,9 +182,9 @@ def test_infogan_networks_fit_mnist():
 
 def test_a_run_with_every_stabilizer_records_kid_and_samples_from_the_ema(tiny_data, tmp_path):
     run_train(["model=dcgan", "model.generator.ngf=8", "model.discriminator.ndf=8",
-               "model.discriminator.spectral_norm=true", "ema.decay=0.9", "loss=ns",
-               "augment.policy=[color,translation,cutout]", "loss.r1_gamma=1",
-               "loss.r1_every=2", "lr_schedule=linear", *FAST, "trainer.max_epochs=2",
+               "spectral_norm=true", "ema.decay=0.9", "loss=ns",
+               "augment.policy=[color,translation,cutout]", "r1.gamma=1",
+               "r1.every=2", "lr_schedule=linear", *FAST, "trainer.max_epochs=2",
                "metrics.kid.every_n_epochs=1", "hydra.run.dir=" + str(tmp_path / "run")],
               tiny_data, tmp_path)
     record = json.loads((tmp_path / "run" / "metrics.json").read_text())
@@ -203,7 +203,7 @@ def test_a_run_with_every_stabilizer_records_kid_and_samples_from_the_ema(tiny_d
 
 
 def test_the_stabilizers_are_refused_with_bad_values(tiny_data, tmp_path):
-    for bad in ("ema.decay=1.5", "loss.r1_gamma=-1", "augment.policy=[flip]"):
+    for bad in ("ema.decay=1.5", "r1.gamma=-1", "augment.policy=[flip]"):
         proc = run_train([bad, *FAST], tiny_data, tmp_path, check=False)
         assert proc.returncode != 0
         assert bad.split("=")[0] in proc.stderr and "Traceback" not in proc.stderr
@@ -213,7 +213,10 @@ def test_gan_module_accepts_the_stabilizers_as_arguments():
     module = GANModule(
         generator=InfoGANGenerator(8, [1, 28, 28], width=4, hidden=16),
         discriminator=InfoGANDiscriminator([1, 28, 28], width=4, hidden=16),
-        loss=NonSaturatingLoss(r1_gamma=1.0), optimizer_g=torch.optim.Adam,
+        loss=NonSaturatingLoss(), optimizer_g=torch.optim.Adam,
         optimizer_d=torch.optim.Adam, z_dim=8, augment=DiffAugment(["translation"]),
-        ema_decay=0.99, ema_start=10)
+        ema_decay=0.99, ema_start=10, r1_gamma=1.0, r1_every=2, spectral_norm=True)
+    assert (module.r1_gamma, module.r1_every) == (1.0, 2)
+    assert all(nn.utils.parametrize.is_parametrized(m, "weight")
+               for m in module.discriminator.modules() if isinstance(m, nn.Conv2d | nn.Linear))
     assert module.generator_ema.start == 10 and module.augment.names == ["translation"]

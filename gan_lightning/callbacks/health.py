@@ -76,7 +76,7 @@ class HealthMonitor(L.Callback):
                        f"{GANModule.DIVERGED_ADVICE}")
             return
 
-        if not pl_module.loss.probabilistic:
+        if not pl_module.probabilistic:
             return
         hi, lo = 1 - self.eps, self.eps
         saturated = (

@@ -84,9 +84,11 @@ class LabelCode(nn.Module):
 def spectral_normed(module: nn.Module, enabled: bool = True) -> nn.Module:
     """Spectral normalisation (Miyato et al. 2018) of every conv and linear weight of
     ``module``: each is divided by its largest singular value (one power iteration per
-    forward), which bounds the layer's Lipschitz constant by 1. Applied after initialisation."""
+    forward), which bounds the layer's Lipschitz constant by 1. Applied after initialisation;
+    layers already normalised are left as they are."""
     if enabled:
         for m in list(module.modules()):
-            if isinstance(m, nn.Conv2d | nn.ConvTranspose2d | nn.Linear):
+            if isinstance(m, nn.Conv2d | nn.ConvTranspose2d | nn.Linear) and not (
+                    nn.utils.parametrize.is_parametrized(m, "weight")):
                 nn.utils.parametrizations.spectral_norm(m)
     return module
