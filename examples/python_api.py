@@ -62,6 +62,7 @@ def main() -> None:
     parser.add_argument("--epochs", type=int, default=5)
     parser.add_argument("--batches", type=int, default=None, help="batches per epoch (all)")
     parser.add_argument("--fid-samples", type=int, default=10_000)
+    parser.add_argument("--log-every", type=int, default=50, help="generator steps per log")
     args = parser.parse_args()
 
     run_dir, z_dim, seed = Path(args.out), 64, 0
@@ -85,9 +86,9 @@ def main() -> None:
     trainer = L.Trainer(
         max_epochs=args.epochs,
         limit_train_batches=args.batches,
-        log_every_n_steps=50,
+        log_every_n_steps=args.log_every,
         default_root_dir=run_dir,
-        logger=TensorBoardLogger(run_dir, name="tensorboard", version=""),
+        logger=TensorBoardLogger(run_dir, name="tensorboard", version="", default_hp_metric=False),
         callbacks=[
             RunCheckpoint(dirpath=run_dir, save_last=True, save_top_k=0),
             SampleGrid(out_dir=run_dir),

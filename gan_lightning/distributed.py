@@ -43,11 +43,20 @@ def job_command(local_rank: int) -> list[str]:
     from hydra.core.hydra_config import HydraConfig
 
     hc = HydraConfig.get()
-    config_dir = next(s["path"] for s in hc.runtime.config_sources if s["provider"] == "main")
+
+    def location(source: Any) -> str:  # pkg://gan_lightning.conf (gan-train), file://...
+        return f"{source['schema']}://{source['path']}"
+
+    main = next(s for s in hc.runtime.config_sources if s["provider"] == "main")
+    # the user's config folders (gan-train --config-dir, hydra.searchpath=[...])
+    extra = [location(s) for s in hc.runtime.config_sources
+             if s["provider"] not in ("hydra", "main", "schema")]
     quoted_dir = hc.runtime.output_dir.replace("\\", "\\\\").replace("'", "\\'")
     return [
         sys.executable, "-m", __name__,
-        f"--config-path={config_dir}", f"--config-name={hc.job.config_name}",
+        f"--config-path={main['path'] if main['schema'] == 'file' else location(main)}",
+        f"--config-name={hc.job.config_name}",
+        *([f"hydra.searchpath=[{','.join(extra)}]"] if extra else []),
         *hc.overrides.task,
         f"hydra.run.dir='{quoted_dir}'",
         "hydra.output_subdir=null",  # the job's .hydra/ is rank 0's

@@ -152,3 +152,13 @@ def test_the_wheel_holds_every_config(tmp_path):
     modules = {f"{p.relative_to(REPO).as_posix()}" for p in (REPO / "gan_lightning").rglob("*.py")}
     assert modules <= names  # every subpackage is listed in pyproject.toml
     assert "hydra_plugins/gan_lightning_launcher/parallel_launcher.py" in names
+
+
+def test_a_ddp_job_of_the_users_model_starts_its_ranks_with_the_users_configs(project):
+    """The ranks gan-train starts find the packaged groups, the user's --config-dir and the
+    user's package (``distributed.job_command``)."""
+    run(project, "gan-train", "--config-dir", "conf", "experiment=tiny_mnist", *QUICK,
+        "trainer=ddp", "hydra.run.dir=outputs/ddp")
+    record = json.loads((project / "outputs" / "ddp" / "metrics.json").read_text())
+    assert record["status"] == "ok" and record["ddp"] == {"world_size": 2,
+                                                          "max_param_diff_across_ranks": 0.0}
