@@ -14,7 +14,7 @@ from gan_lightning.train import build
 
 
 def fake_run():
-    module = SimpleNamespace(run=RunState(), loss=ReportBCELoss())
+    module = SimpleNamespace(run=RunState(), probabilistic=ReportBCELoss.probabilistic)
     trainer = SimpleNamespace(should_stop=False, current_epoch=0)
     return module, trainer
 
@@ -113,7 +113,7 @@ def test_short_healthy_real_run_raises_nothing(tiny_data, tmp_path, optimizer):
 
 def test_critic_scores_are_not_checked_for_saturation():
     monitor, (module, trainer) = HealthMonitor(patience=2), fake_run()
-    module.loss = SimpleNamespace(probabilistic=False)
+    module.probabilistic = False  # GANModule reads it from the loss (HingeLoss, WGANGPLoss)
     feed(monitor, module, trainer, 5, d_real=1.0, d_fake=1.0, loss_d=100.0)
     assert module.run.status is None and monitor.warnings == []
     feed(monitor, module, trainer, 1, start=5, loss_d=math.nan)

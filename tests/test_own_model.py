@@ -162,3 +162,21 @@ def test_a_ddp_job_of_the_users_model_starts_its_ranks_with_the_users_configs(pr
     record = json.loads((project / "outputs" / "ddp" / "metrics.json").read_text())
     assert record["status"] == "ok" and record["ddp"] == {"world_size": 2,
                                                           "max_param_diff_across_ranks": 0.0}
+
+
+def test_every_stabilizer_applies_to_the_users_networks_and_loss(project):
+    run(project, "gan-train", "--config-dir", "conf", "experiment=tiny_mnist", *QUICK,
+        "spectral_norm=true", "ema.decay=0.9", "r1.gamma=1", "r1.every=2", "n_critic=2",
+        "augment.policy=[color,translation,cutout]", "hydra.run.dir=outputs/every")
+    out = project / "outputs" / "every"
+    record = json.loads((out / "metrics.json").read_text())
+    assert record["status"] == "ok" and record["g_steps"] == 2  # 4 batches, n_critic 2
+    assert record["final"]["r1"] > 0  # R1 on the user's D, with the user's loss
+    import torch
+
+    state = torch.load(out / "last.ckpt", weights_only=True)["state_dict"]
+    # the framework normalised both of mylab's conv layers and its linear one
+    normalised = {k.split(".parametrizations")[0] for k in state
+                  if k.startswith("discriminator.") and "parametrizations.weight.original" in k}
+    assert normalised == {"discriminator.net.0", "discriminator.net.2", "discriminator.net.5"}
+    assert any(k.startswith("generator_ema.average.") for k in state)

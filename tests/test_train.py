@@ -410,3 +410,17 @@ def test_a_run_that_fails_mid_training_still_records_why(tiny_data, tmp_path, mo
     record = json.loads((tmp_path / "metrics.json").read_text())
     assert record["status"] == "failed" and record["error"] == "RuntimeError: disk full"
     assert record["g_steps"] == 8  # what the run got through is recorded too
+
+
+def test_a_resume_from_a_checkpoint_carrying_code_is_refused_without_running_it(tiny_data,
+                                                                                tmp_path):
+    """A resume rebuilds the networks from the composed config, never from the file, and
+    Lightning reads the file weights-only: pickled code in it is refused, not run."""
+    from test_sample import Sentinel
+
+    sentinel, bad = tmp_path / "sentinel", tmp_path / "bad.ckpt"
+    torch.save({"state_dict": {}, "payload": Sentinel(str(sentinel))}, bad)
+    cfg = compose_cfg([*NO_METRICS, f"ckpt_path={bad}"], tiny_data, tmp_path / "run")
+    with pytest.raises(Exception, match="[Ww]eights only load failed"):
+        run(cfg)
+    assert not sentinel.exists()
