@@ -136,6 +136,7 @@ class GANModule(speedups.FastHookName, L.LightningModule):
         self.prob = getattr(loss, "prob", None) or (lambda logits: logits)
         self.probabilistic = bool(getattr(loss, "probabilistic", hasattr(loss, "prob")))
         self.r1_gamma, self.r1_every = r1_gamma, r1_every
+        self._last_r1: torch.Tensor | None = None
         self.optimizer_g = optimizer_g
         self.optimizer_d = optimizer_d
         self.z_dim = z_dim
@@ -291,7 +292,7 @@ class GANModule(speedups.FastHookName, L.LightningModule):
         seen = self.augment(real)  # DiffAugment: D sees real and fake alike transformed
         d_real, d_fake = self.score(seen, self.augment(fake), labels, fake_labels, d_net)
         loss_d = self.loss.d_loss(d_real, d_fake)
-        penalty = r1 = None
+        penalty = None
         if getattr(self.loss, "penalty", None) is not None:  # WGAN-GP: at interpolates
             penalty = self.loss.penalty(lambda x: self.discriminate(x, labels), real, fake)
             loss_d = loss_d + penalty
@@ -299,6 +300,7 @@ class GANModule(speedups.FastHookName, L.LightningModule):
             r1 = r1_penalty(lambda x: self.discriminate(x, labels), seen, self.r1_gamma,
                             self.r1_every)
             loss_d = loss_d + r1
+            self._last_r1 = r1.detach()  # logged at the next log point, whichever step it is
         self.update(opt_d, loss_d, self._schedulers[0])
         self._d_steps += 1
 
@@ -329,8 +331,8 @@ class GANModule(speedups.FastHookName, L.LightningModule):
             }
             if penalty is not None:
                 scalars[Tag.PENALTY] = penalty
-            if r1 is not None:
-                scalars[Tag.R1] = r1
+            if self._last_r1 is not None:
+                scalars[Tag.R1] = self._last_r1
             for tag, scheduler in zip((Tag.LR_D, Tag.LR_G), self._schedulers, strict=True):
                 if scheduler is not None:
                     scalars[tag] = torch.tensor(scheduler.get_last_lr()[0], device=self.device)
