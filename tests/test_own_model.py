@@ -4,6 +4,7 @@ copied outside the checkout and run as a user runs it (``gan-train``, ``gan-samp
 from __future__ import annotations
 
 import json
+import math
 import os
 import shutil
 import subprocess
@@ -94,6 +95,34 @@ def test_gan_sample_draws_the_users_generator_only_when_trusted(project, trained
     from PIL import Image
 
     assert Image.open(project / "grid.png").size == (8 * 30 + 2, 2 * 30 + 2)
+
+
+#: a quick metrics protocol on the tiny data (its classifier trains for one epoch)
+EVAL = ["+metrics.classifier.epochs=1", "metrics.fid.num_real=64", "metrics.kid.enabled=false",
+        "metrics.precision_recall.enabled=false", "progress=false"]
+
+
+def test_gan_eval_measures_the_users_checkpoint_and_a_npz_on_one_protocol(project, trained):
+    ckpt = trained / "last.ckpt"
+    refused = run(project, "gan-eval", f"ckpt={ckpt}", "n=64", *EVAL, check=False)
+    assert refused.returncode == 2 and "trust=mylab" in refused.stderr
+    run(project, "gan-eval", f"ckpt={ckpt}", "trust=mylab", "n=64", *EVAL, "out=ckpt.json")
+    measured = json.loads((project / "ckpt.json").read_text())
+    assert measured["source"]["generator"] == "ema" and measured["source"]["g_step"] == 4
+    assert measured["protocol"]["feature"] == "classifier"
+    # images from any other tool, measured on the same protocol
+    import numpy as np
+
+    images = np.random.default_rng(0).integers(0, 256, (64, 28, 28, 1), dtype=np.uint8)
+    np.savez(project / "other_tool.npz", images)
+    run(project, "gan-eval", "fake=other_tool.npz", "dataset=mnist", "n=64", *EVAL,
+        "out=npz.json")
+    other = json.loads((project / "npz.json").read_text())
+    assert other["source"]["kind"] != "checkpoint"
+    for key in ("feature", "classifier_cache", "reference", "num_reference"):
+        assert other["protocol"][key] == measured["protocol"][key], key
+    assert math.isfinite(other["figures"]["fid"]) and math.isfinite(measured["figures"]["fid"])
+    assert other["figures"]["fid"] != measured["figures"]["fid"]
 
 
 def one_line_refusal(proc: subprocess.CompletedProcess) -> str:

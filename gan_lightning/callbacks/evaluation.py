@@ -15,6 +15,7 @@ from __future__ import annotations
 import logging
 import math
 import time
+from collections.abc import Iterator
 from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
@@ -142,8 +143,15 @@ class Evaluator(L.Callback):
             self._setup(trainer, pl_module)
 
     def _setup(self, trainer: L.Trainer, pl_module: GANModule) -> None:
-        dm = trainer.datamodule
         start = time.perf_counter()
+        self.prepare(trainer.datamodule, pl_module.device)
+        self.load_reference(trainer.datamodule)
+        self.setup_time_s = time.perf_counter() - start
+
+    def prepare(self, dm: Any, device: torch.device | str) -> None:
+        """The extractor and the metrics (``quality``) for datamodule ``dm``, set up: what a
+        run does once, and what ``gan-eval`` does without a trainer. ``load_reference`` then
+        gives them the real statistics."""
         self.feature = choose_feature(self.feature, list(dm.img_shape), dm.num_classes)
         extractor = build_extractor(
             self.feature, dataset=dm.name, source=dm.source_used, img_shape=list(dm.img_shape),
@@ -169,17 +177,22 @@ class Evaluator(L.Callback):
         self.quality = SampleQuality(
             extractor, num_real={k: s.num_real for k, s in on.items()},
             num_fake=num_fake, k=self.pr_k,
-            batch_size=self.batch_size, seed=self.seed, device=pl_module.device,
+            batch_size=self.batch_size, seed=self.seed, device=device,
             real_shares=shares, kid_subsets=self.kid_subsets,
             kid_subset_size=self.kid_subset_size)
-        num_real = max((s.num_real for s in on.values()), default=0)
+
+    def load_reference(self, dm: Any) -> int:
+        """The real statistics, from ``dm.reference_images``; returns how many images."""
+        # IS compares with no real image: its num_real must not make the reference larger
+        num_real = max((s.num_real for k, s in self.schedules.items()
+                        if s.enabled and k != "is"), default=0)
         real = dm.reference_images(num_real)
         if len(real) < num_real:
             log.warning("metrics: only %d reference images (num_real=%d)", len(real), num_real)
         cached = getattr(dm, "cache_folder", None)  # decoded image sets keep theirs beside
         self.quality.set_reference(real, cached and cached / (
-            f"reference-{getattr(extractor, 'cache_id', self.feature)}-{len(real)}.pt"))
-        self.setup_time_s = time.perf_counter() - start
+            f"reference-{getattr(self.extractor, 'cache_id', self.feature)}-{len(real)}.pt"))
+        return len(real)
 
     # -- evaluation ---------------------------------------------------------------------
     def sample(self, pl_module: GANModule, n: int
@@ -190,18 +203,16 @@ class Evaluator(L.Callback):
         this rank's block of whole batches and the index of its first sample. ``requested``:
         the class each sample was drawn for (conditional models; else None).
         """
-        rng = torch.Generator(device="cpu").manual_seed(self.seed)
-        starts = range(0, n, self.batch_size)
-        mine = block(len(starts))
+        mine = block(math.ceil(n / self.batch_size))
         chunks, requested = [], []
         with pl_module.sampling():
-            for i, start in enumerate(starts):
-                size = min(self.batch_size, n - start)
-                # every rank draws every batch's latents: the sequence does not depend on ranks
-                z = torch.randn(size, pl_module.z_dim, generator=rng).to(pl_module.device)
+            # every rank draws every batch's latents: the sequence does not depend on ranks
+            for i, z in enumerate(latent_batches(n, pl_module.z_dim, self.batch_size,
+                                                 self.seed)):
+                z = z.to(pl_module.device)
                 if i in mine:
                     chunks.append(pl_module(z).float())  # conditional: classes balanced
-                    requested.append(pl_module.balanced_labels(size))
+                    requested.append(pl_module.balanced_labels(len(z)))
             if not chunks:  # more ranks than batches: an empty batch of the right shape
                 chunks.append(pl_module(z[:0]).float())
                 requested.append(pl_module.balanced_labels(0))
@@ -214,9 +225,20 @@ class Evaluator(L.Callback):
 
         Metric states are reset afterwards; the real statistics are kept.
         """
-        metrics = set(metrics or {k for k, s in self.schedules.items() if s.enabled})
+        metrics = set(metrics or self.enabled)
         samples, offset, requested = self.sample(
             pl_module, max(self.schedules[k].num_fake for k in metrics))
+        return self.score(samples, offset, metrics, requested)
+
+    @property
+    def enabled(self) -> set[str]:
+        """The metrics switched on (and possible with the extractor, once prepared)."""
+        return {k for k, s in self.schedules.items() if s.enabled}
+
+    def score(self, samples: torch.Tensor, offset: int, metrics: set[str],
+              requested: torch.Tensor | None = None) -> dict[str, float]:
+        """``metrics`` of ``samples`` (``quality.score``), class coverage along with FID."""
+        metrics = set(metrics)
         if self.coverage and "fid" in metrics:  # FID's samples, FID's schedule
             metrics.add("coverage")
         return self.quality.score(samples, offset, metrics, requested)
@@ -253,8 +275,8 @@ class Evaluator(L.Callback):
                 logger.experiment.add_image(Tag.CLASS_SHARES, chart, pl_module.g_step)
 
     # -- results ------------------------------------------------------------------------
-    def run_summary(self) -> dict[str, Any]:
-        """What ``metrics.json`` records: final and best values, history and protocol."""
+    def protocol(self) -> dict[str, Any]:
+        """How the figures were measured (``metrics.json``'s ``metrics_protocol``)."""
         protocol: dict[str, Any] = {
             "feature": self.feature, "reference": "test split", "precision_recall_k": self.pr_k,
             "coverage": {"enabled": self.coverage, "floor": COVERAGE_FLOOR},
@@ -269,7 +291,12 @@ class Evaluator(L.Callback):
             protocol["classifier_cache"] = self.extractor.path.name
         if self.feature == "inception":
             protocol.update(antialias=self.antialias, weights_path=self.weights_path)
-        out: dict[str, Any] = {"metrics_protocol": protocol, "eval_time_s": self.eval_time_s,
+        return protocol
+
+    def run_summary(self) -> dict[str, Any]:
+        """What ``metrics.json`` records: final and best values, history and protocol."""
+        out: dict[str, Any] = {"metrics_protocol": self.protocol(),
+                               "eval_time_s": self.eval_time_s,
                                "eval_setup_time_s": self.setup_time_s,
                                "metrics_history": self.history}
         for key in (*QUALITY_METRICS, "class_shares", "cond_accuracy_per_class"):
@@ -292,3 +319,12 @@ class Evaluator(L.Callback):
         self.history = list(state_dict.get("history", []))
         self.best = state_dict.get("best")
         self.eval_time_s = float(state_dict.get("eval_time_s", 0.0))
+
+
+def latent_batches(n: int, z_dim: int, batch_size: int, seed: int) -> Iterator[torch.Tensor]:
+    """The evaluation latents: ``n`` of them, ``(B, z_dim)`` batches of ``batch_size``, drawn
+    from a private generator seeded by ``seed``, so every evaluation (a run's, ``gan-eval``'s)
+    sees the same sequence and the caller's RNG is left alone."""
+    rng = torch.Generator(device="cpu").manual_seed(seed)
+    for start in range(0, n, batch_size):
+        yield torch.randn(min(batch_size, n - start), z_dim, generator=rng)
