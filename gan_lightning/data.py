@@ -243,7 +243,10 @@ class InMemoryLoader:
 
     Replaces a ``DataLoader`` for data that fits in memory: no per-item indexing, collation or
     worker processes. Each epoch's order is drawn from ``seed + epoch``, so a resumed run sees
-    the same batches an uninterrupted one would.
+    the same batches an uninterrupted one would. It is resumable mid-epoch (Lightning's
+    ``state_dict`` / ``load_state_dict`` protocol for loaders): a checkpoint records the epoch
+    and how many of its batches were trained (``position``), and the resumed run's first
+    epoch starts at the next batch of the same order.
 
     Under DDP (``world_size`` > 1) each rank takes every ``world_size``-th item of that order,
     starting at its ``rank`` (what Lightning's ``DistributedSampler`` does for a DataLoader),
@@ -262,6 +265,7 @@ class InMemoryLoader:
         seed: int = 0,
         rank: int = 0,
         world_size: int = 1,
+        position: Callable[[], int | None] | None = None,
     ) -> None:
         if not 0 <= rank < world_size:
             raise ValueError(f"rank must be in [0, {world_size}), got {rank}")
@@ -274,12 +278,30 @@ class InMemoryLoader:
         self.world_size = world_size
         # Lightning calls ``sampler.set_epoch(epoch)`` before each epoch (resumed runs too).
         self.sampler = EpochCounter()
+        #: how many batches of the current epoch have been trained (``trained_batches``)
+        self.position = position
+        self._resume_at: tuple[int, int] | None = None
+
+    def state_dict(self) -> dict[str, Any]:
+        return {"epoch": self.sampler.epoch,
+                "batches": self.position() if self.position is not None else None}
+
+    def load_state_dict(self, state: dict[str, Any]) -> None:
+        batches = state.get("batches")
+        self._resume_at = (int(state["epoch"]), int(batches)) if batches else None
 
     def __len__(self) -> int:
         n = len(self.tensors[0]) // self.world_size
         return n // self.batch_size if self.drop_last else -(-n // self.batch_size)
 
     def __iter__(self) -> Iterator[tuple[torch.Tensor, ...]]:
+        # the epoch is read here, at the first batch, after Lightning's set_epoch
+        skip = 0
+        if self._resume_at is not None:
+            epoch, trained = self._resume_at
+            self._resume_at = None
+            if epoch == self.sampler.epoch:  # the epoch a checkpoint left mid-way
+                skip = trained
         n = len(self.tensors[0])
         order = None
         if self.shuffle:
@@ -290,7 +312,7 @@ class InMemoryLoader:
             order = order[: n // self.world_size]
         size = self.batch_size
         if order is None:
-            for i in range(len(self)):
+            for i in range(skip, len(self)):
                 yield tuple(t[i * size : (i + 1) * size] for t in self.tensors)
             return
         # Rows are gathered a chunk of batches at a time (at most ``chunk_bytes``), not per
@@ -299,7 +321,7 @@ class InMemoryLoader:
         row_bytes = sum(t[0].numel() * t.element_size() for t in self.tensors)
         per_chunk = max(1, self.chunk_bytes // (row_bytes * size))
         batches = len(self)
-        for first in range(0, batches, per_chunk):
+        for first in range(skip, batches, per_chunk):
             idx = order[first * size : (first + per_chunk) * size]
             chunk = tuple(t.index_select(0, idx.to(t.device, non_blocking=True))
                           for t in self.tensors)
@@ -317,6 +339,19 @@ class InMemoryBatches:
         if all(isinstance(t, torch.Tensor) and t.device == device for t in batch):
             return batch
         return super().transfer_batch_to_device(batch, device, dataloader_idx)
+
+
+def trained_batches(datamodule: L.LightningDataModule) -> Callable[[], int | None]:
+    """How many batches of the current epoch the datamodule's trainer has trained (None
+    without a trainer): where a checkpoint written now resumes its epoch."""
+
+    def position() -> int | None:
+        trainer = getattr(datamodule, "trainer", None)
+        if trainer is None:
+            return None
+        return trainer.fit_loop.epoch_loop.batch_progress.current.processed
+
+    return position
 
 
 def ranks(datamodule: L.LightningDataModule) -> dict[str, int]:
@@ -433,6 +468,7 @@ class GANDataModule(InMemoryBatches, L.LightningDataModule):
             shuffle=self.shuffle,
             drop_last=self.drop_last,
             seed=self.seed,
+            position=trained_batches(self),
             **ranks(self),
         )
 
@@ -583,4 +619,4 @@ class GaussianDataModule(InMemoryBatches, L.LightningDataModule):
     def train_dataloader(self) -> InMemoryLoader:
         return InMemoryLoader(self.images, torch.zeros(len(self.images), dtype=torch.long),
                               batch_size=self.batch_size, shuffle=self.shuffle, seed=self.seed,
-                              **ranks(self))
+                              position=trained_batches(self), **ranks(self))

@@ -166,6 +166,8 @@ class GANModule(speedups.FastHookName, L.LightningModule):
         )
         self.g_step = 0
         self._d_steps = 0
+        #: the epoch a checkpoint left mid-way, until it has been resumed
+        self._resumed_epoch: int | None = None
         #: the last step's losses (detached, no host sync) and the g_step last found finite
         self._last_losses: tuple[torch.Tensor, ...] = ()
         self._finite_at = -1
@@ -399,6 +401,10 @@ class GANModule(speedups.FastHookName, L.LightningModule):
                        "precision (trainer.precision=32-true).")
 
     def on_train_epoch_start(self) -> None:
+        if self._resumed_epoch == self.current_epoch:
+            # an epoch resumed mid-way goes on from each rank's saved random state
+            self._resumed_epoch = None
+            return
         if self.trainer.world_size > 1:
             # Every rank was seeded alike (seed_everything); the latents must differ between
             # ranks, or each global batch would hold every fake twice. Drawn from (seed,
@@ -406,6 +412,14 @@ class GANModule(speedups.FastHookName, L.LightningModule):
             torch.manual_seed(hash((self.seed, self.current_epoch, self.global_rank)) % 2**63)
 
     # -- checkpoints --------------------------------------------------------------------
+    @property
+    def attached_trainer(self) -> L.Trainer | None:
+        """The trainer, or None where the module is saved or loaded without one."""
+        try:
+            return self.trainer
+        except RuntimeError:
+            return None
+
     def on_save_checkpoint(self, checkpoint: dict[str, Any]) -> None:
         checkpoint["g_step"] = self.g_step
         checkpoint["d_steps"] = self._d_steps  # lazy R1's phase (r1.every)
@@ -414,6 +428,17 @@ class GANModule(speedups.FastHookName, L.LightningModule):
         checkpoint["rng"] = {"torch": torch.get_rng_state()}
         if torch.cuda.is_available():
             checkpoint["rng"]["cuda"] = torch.cuda.get_rng_state_all()
+        trainer = self.attached_trainer
+        if trainer is not None:
+            # where the epoch stands (the datamodule's loader records the same for its batches)
+            checkpoint["epoch_position"] = {
+                "epoch": self.current_epoch,
+                "batches": trainer.fit_loop.epoch_loop.batch_progress.current.processed,
+                "of": trainer.num_training_batches}
+            if trainer.world_size > 1:  # every rank draws from its own state (hook: all ranks)
+                states = trainer.strategy.all_gather(torch.get_rng_state().to(self.device))
+                # each its own storage: set_rng_state reads a view's storage from its start
+                checkpoint["rng"]["torch_ranks"] = [s.cpu().clone() for s in states]
         if self.checkpoint_config is not None:
             # plain containers, so ``torch.load(weights_only=True)`` reads it (gan-sample)
             checkpoint["gan_config"] = self.checkpoint_config
@@ -424,6 +449,13 @@ class GANModule(speedups.FastHookName, L.LightningModule):
         rng = checkpoint.get("rng") or {}
         if "torch" in rng:
             torch.set_rng_state(rng["torch"])
+        ranks = rng.get("torch_ranks") or []
+        trainer = self.attached_trainer
+        if trainer is not None and len(ranks) == trainer.world_size > 1:
+            torch.set_rng_state(ranks[self.global_rank].clone())
         if "cuda" in rng and torch.cuda.is_available():
             torch.cuda.set_rng_state_all(rng["cuda"])
+        position = checkpoint.get("epoch_position") or {}
+        if 0 < position.get("batches", 0) < position.get("of", 0):
+            self._resumed_epoch = int(position["epoch"])  # resumed mid-way: no fresh seeding
 

@@ -194,3 +194,18 @@ def test_ranks_draw_different_latents_and_each_rank_the_same_again(tiny_data, tm
     assert not torch.equal(draws(0, 0), draws(1, 0))
     assert not torch.equal(draws(0, 0), draws(0, 1))
     assert torch.equal(draws(1, 3), draws(1, 3))
+
+
+def test_ddp_run_interrupted_mid_epoch_resumes_each_rank_exactly(tiny_data, tmp_path):
+    """Under DDP each rank draws from its own random state: a checkpoint keeps every rank's,
+    and the resumed epoch goes on from them (no fresh per-epoch seeding mid-way)."""
+    from test_train import assert_same_run, interrupted_then_resumed
+
+    common = ["trainer=ddp", *NO_METRICS, "trainer.max_epochs=2", "seed=4"]
+    whole, resumed, cut = interrupted_then_resumed(common, tiny_data, tmp_path, epoch=1, batch=0)
+    # 4 batches an epoch a rank; the ranks agree on the signal at batch 0 and stop after it
+    assert cut["status"] == "interrupted" and cut["g_steps"] == 5 and cut["epochs"] == 1.25
+    assert cut["ddp"]["max_param_diff_across_ranks"] == 0.0
+    assert len(torch.load(tmp_path / "cut" / "last.ckpt", weights_only=True)["rng"][
+        "torch_ranks"]) == 2
+    assert_same_run(whole, resumed)

@@ -1,6 +1,7 @@
 """End to end through the real ``train.py``, on a tiny MNIST the tests write themselves."""
 
 import json
+import os
 import subprocess
 import sys
 import time
@@ -424,3 +425,61 @@ def test_a_resume_from_a_checkpoint_carrying_code_is_refused_without_running_it(
     with pytest.raises(Exception, match="[Ww]eights only load failed"):
         run(cfg)
     assert not sentinel.exists()
+
+
+class KillAt:
+    """A callback (its source, for a subprocess's PYTHONPATH) that sends this process SIGTERM
+    when a given batch of a given epoch starts: an interruption at a known place."""
+
+    SOURCE = '''
+import os, signal
+import lightning as L
+
+class KillAt(L.Callback):
+    def __init__(self, epoch, batch):
+        self.at = (epoch, batch)
+    def on_train_batch_start(self, trainer, pl_module, batch, batch_idx):
+        if (trainer.current_epoch, batch_idx) == self.at and trainer.global_rank == 0:
+            os.kill(os.getpid(), signal.SIGTERM)
+'''
+
+
+def interrupted_then_resumed(common, tiny_data, tmp_path, epoch, batch):
+    """``common`` run straight, and cut by SIGTERM at (epoch, batch) then resumed: the two
+    final checkpoints and the cut run's record."""
+    (tmp_path / "killer.py").write_text(KillAt.SOURCE)
+    env = {**os.environ, "PYTHONPATH": str(tmp_path)}
+    run_train([*common, "hydra.run.dir=" + str(tmp_path / "whole")], tiny_data, tmp_path)
+    cut = run_train([*common, "+callbacks.kill._target_=killer.KillAt",
+                     f"+callbacks.kill.epoch={epoch}", f"+callbacks.kill.batch={batch}",
+                     "hydra.run.dir=" + str(tmp_path / "cut")], tiny_data, tmp_path,
+                    check=False, env=env)
+    assert cut.returncode == 143, cut.stderr[-3000:]
+    record = json.loads((tmp_path / "cut" / "metrics.json").read_text())
+    run_train([*common, f"ckpt_path={tmp_path / 'cut' / 'last.ckpt'}",
+               "hydra.run.dir=" + str(tmp_path / "resumed")], tiny_data, tmp_path)
+    return (torch.load(tmp_path / "whole" / "last.ckpt", weights_only=True),
+            torch.load(tmp_path / "resumed" / "last.ckpt", weights_only=True), record)
+
+
+def assert_same_run(whole, resumed):
+    assert whole["g_step"] == resumed["g_step"] and whole["global_step"] == resumed["global_step"]
+    assert whole["state_dict"].keys() == resumed["state_dict"].keys()
+    for key, value in whole["state_dict"].items():
+        assert torch.equal(resumed["state_dict"][key], value), key  # bit-identical on a CPU
+
+
+def test_a_run_interrupted_mid_epoch_resumes_at_the_next_batch_exactly(tiny_data, tmp_path):
+    """Cut inside an epoch (a D-only batch of n_critic 2, with every stabilizer drawing from
+    the random state), resumed from last.ckpt: the same g_steps and bit-identical weights as
+    a run never cut. The loader starts the interrupted epoch at its next batch."""
+    common = [*NO_METRICS, "trainer.max_epochs=2", "dataset.batch_size=64", "n_critic=2",
+              "model=dcgan", "model.generator.ngf=8", "model.discriminator.ndf=8",
+              "optimizer=adam", "augment.policy=[color,translation,cutout]", "ema.decay=0.9",
+              "r1.gamma=1", "r1.every=3", "seed=3"]
+    whole, resumed, cut = interrupted_then_resumed(common, tiny_data, tmp_path, epoch=1, batch=1)
+    # 4 batches an epoch; cut after batch 1 of epoch 1 (the SIGTERM's batch is finished)
+    assert cut["status"] == "interrupted" and cut["epochs"] == 1.5 and cut["g_steps"] == 3
+    assert "resumes at the next batch" in cut["message"]
+    assert whole["g_step"] == 4
+    assert_same_run(whole, resumed)

@@ -69,7 +69,7 @@ class GracefulShutdown(L.Callback):
         name = signal.Signals(self.signum).name
         pl_module.run.end(Status.INTERRUPTED, (
             f"{name} at generator step {pl_module.g_step}: last.ckpt written; resume with "
-            f"ckpt_path=<run folder>/last.ckpt (the interrupted epoch starts again)"
+            f"ckpt_path=<run folder>/last.ckpt (it resumes at the next batch)"
             + (" - a job requeued by SLURM resumes by itself (resume=auto)"
                if self.signum in self.HAND_OVER else "")))
         checkpoint = trainer.checkpoint_callback
