@@ -5,6 +5,7 @@ from __future__ import annotations
 import logging
 import math
 import os
+import resource
 import sys
 import time
 import traceback
@@ -128,12 +129,17 @@ def run(cfg: DictConfig) -> dict[str, Any] | None:
     multirun = HydraConfig.initialized() and HydraConfig.get().mode == RunMode.MULTIRUN
     overrides = list(HydraConfig.get().overrides.task) if HydraConfig.initialized() else []
     record: dict[str, Any] = {"status": Status.FAILED, "overrides": overrides, "seed": cfg.seed}
+    if os.environ.get("SLURM_JOB_ID"):  # which job, and how often SLURM requeued it
+        record["slurm_job_id"] = os.environ["SLURM_JOB_ID"]
+        record["slurm_restarts"] = int(os.environ.get("SLURM_RESTART_COUNT") or 0)
 
     def prepare() -> Prepared:
         if rank_zero:
             print_config(cfg, run_dir / "config.yaml")
-        if cfg.get("threads"):  # else torch's default, or the parallel launcher's share
-            torch.set_num_threads(cfg.threads)
+        # else the CPUs SLURM gave the task, torch's default, or the parallel launcher's share
+        threads = cfg.get("threads") or int(os.environ.get("SLURM_CPUS_PER_TASK") or 0)
+        if threads:
+            torch.set_num_threads(threads)
         record["threads"] = torch.get_num_threads()
         L.seed_everything(cfg.seed, workers=True)
         datamodule, module, trainer = build(cfg)
@@ -197,6 +203,9 @@ def record_run(run_dir: Path, prepare: Callable[[], Prepared], record: dict[str,
             log.exception("run failed; the sweep goes on")
     finally:
         record["wall_time_s"] = time.perf_counter() - start
+        # this process's peak resident memory (Linux reports kilobytes): what to ask a
+        # scheduler for (hydra.launcher.mem_gb)
+        record["peak_rss_gb"] = round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 2**20, 3)
         if module is not None and module.run.status == Status.INTERRUPTED:
             # also when the cluster's handler ended training with SystemExit (a requeue)
             record["status"] = Status.INTERRUPTED

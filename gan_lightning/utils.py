@@ -54,6 +54,9 @@ if not OmegaConf.has_resolver("folder_classes"):
 
 if not OmegaConf.has_resolver("gpus"):
     OmegaConf.register_new_resolver("gpus", gpus)
+if not OmegaConf.has_resolver("cpus"):
+    # ``${cpus:${threads}}``: the CPUs a SLURM task asks for: the run's threads, else 2
+    OmegaConf.register_new_resolver("cpus", lambda threads: int(threads) if threads else 2)
 
 #: the groups shown first in the printed config tree
 ORDER = ("dataset", "model", "loss", "optimizer", "trainer", "callbacks", "logger", "paths")

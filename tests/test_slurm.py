@@ -26,8 +26,9 @@ from gan_lightning.train import resume_checkpoint, run
 def test_slurm_launcher_asks_for_a_task_per_device(overrides, tasks, gpus):
     pytest.importorskip("hydra_plugins.hydra_submitit_launcher")
     launcher = compose_hydra_cfg(["hydra/launcher=slurm", *overrides]).hydra.launcher
-    assert launcher._target_.endswith("submitit_launcher.SlurmLauncher")
+    assert launcher._target_.endswith("slurm_launcher.CheckedSlurmLauncher")
     assert (launcher.tasks_per_node, launcher.gpus_per_node) == (tasks, gpus)
+    assert (launcher.cpus_per_task, launcher.mem_gb) == (2, 4)  # fits a small node
     assert launcher.max_num_timeout > 0 and launcher.signal_delay_s > 0  # requeue on time-out
 
 
@@ -110,3 +111,31 @@ def test_sigusr2_saves_then_hands_over_to_the_cluster_handler(tiny_data, tmp_pat
     assert record["status"] == "interrupted"
     ckpt = torch.load(tmp_path / "run" / "last.ckpt", weights_only=True)
     assert ckpt["g_step"] == record["g_steps"] == 4  # the batch in flight finished, then saved
+
+
+def test_the_launcher_asks_for_the_runs_threads():
+    pytest.importorskip("hydra_plugins.hydra_submitit_launcher")
+    launcher = compose_hydra_cfg(["hydra/launcher=slurm", "threads=3"]).hydra.launcher
+    assert launcher.cpus_per_task == 3
+
+
+@pytest.mark.parametrize(("params", "refused"), [
+    ({"cpus_per_task": 2, "mem_gb": 4}, None),
+    ({"cpus_per_task": 4, "mem_gb": 4}, "4 CPUs"),
+    ({"cpus_per_task": 1, "mem_gb": 32}, "32768 MB"),
+    ({"cpus_per_task": 1, "tasks_per_node": 2, "mem_gb": 4}, None),
+    ({"cpus_per_task": 2, "tasks_per_node": 2, "mem_gb": 4}, "4 CPUs"),
+    ({"cpus_per_task": 1, "mem_gb": 4, "gpus_per_node": 1}, "1 GPUs"),
+])
+def test_a_request_no_node_can_satisfy_is_named(params, refused):
+    pytest.importorskip("hydra_plugins.hydra_submitit_launcher")
+    from gan_lightning.slurm import unsatisfiable
+
+    nodes = [(2, 23081, 0), (1, 8000, 0)]
+    problem = unsatisfiable({"partition": "debug", **params}, nodes)
+    if refused is None:
+        assert problem is None
+    else:
+        assert refused in problem and "largest node of debug has 2 CPUs, 23081 MB and 0 GPUs" \
+            in problem
+    assert unsatisfiable(params, None) is None  # no cluster to ask: not checked

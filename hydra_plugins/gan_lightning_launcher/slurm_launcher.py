@@ -1,0 +1,3 @@
+from gan_lightning.slurm import CheckedSlurmLauncher
+
+__all__ = ["CheckedSlurmLauncher"]

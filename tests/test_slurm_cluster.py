@@ -1,0 +1,137 @@
+"""The cluster path on a real SLURM queue (``scripts/slurm_cluster.sh start``): sweeps, jobs
+preempted mid-epoch and requeued, DDP jobs. Marked ``slurm``; skipped where no cluster
+answers (``pytest -m slurm`` runs them; ``.ci/run`` starts the cluster first)."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+import torch
+
+from conftest import NO_METRICS, REPO, run_train
+
+pytestmark = pytest.mark.slurm
+
+
+def sinfo() -> str | None:
+    try:
+        out = subprocess.run(["sinfo", "-h", "-o", "%P %c %m %T"], capture_output=True,
+                             text=True, timeout=10)
+    except (OSError, subprocess.TimeoutExpired):
+        return None
+    return out.stdout.strip() if out.returncode == 0 and out.stdout.strip() else None
+
+
+@pytest.fixture(scope="module")
+def cluster() -> str:
+    pytest.importorskip("hydra_plugins.hydra_submitit_launcher")
+    partition = sinfo()
+    if partition is None:
+        pytest.skip("no SLURM cluster answers (scripts/slurm_cluster.sh start)")
+    return partition.split()[0].rstrip("*")
+
+
+def sweep(args: list[str], data: Path, sweep_dir: Path, partition: str,
+          env: dict[str, str] | None = None, wait: bool = True):
+    """``train.py -m hydra/launcher=slurm ...`` (a Popen when not ``wait``)."""
+    command = [sys.executable, str(REPO / "train.py"), "-m", "hydra/launcher=slurm",
+               f"hydra.launcher.partition={partition}", "hydra.launcher.cpus_per_task=1",
+               "hydra.launcher.mem_gb=2", f"hydra.sweep.dir={sweep_dir}", *args]
+    env = {**(env or os.environ), "GAN_DATA_DIR": str(data), "PYTHONWARNINGS": "ignore"}
+    if wait:
+        return subprocess.run(command, cwd=REPO, env=env, capture_output=True, text=True,
+                              timeout=600)
+    return subprocess.Popen(command, cwd=REPO, env=env, stdout=subprocess.PIPE,
+                            stderr=subprocess.STDOUT, text=True)
+
+
+def records(sweep_dir: Path) -> list[dict]:
+    return [json.loads(p.read_text()) for p in sorted(sweep_dir.glob("*/metrics.json"))]
+
+
+def test_a_two_job_sweep_on_the_queue_ends_ok_with_its_report(cluster, tiny_data, tmp_path):
+    proc = sweep(["trainer.max_steps=10", "metrics=none", "seed=1,2"], tiny_data,
+                 tmp_path / "sweep", cluster)
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    done = records(tmp_path / "sweep")
+    assert [r["status"] for r in done] == ["ok", "ok"]
+    assert all(r.get("slurm_job_id") for r in done)  # they ran as SLURM jobs
+    assert (tmp_path / "sweep" / "report.html").is_file()
+
+
+def job_id() -> str:
+    deadline = time.time() + 120
+    while time.time() < deadline:
+        ids = subprocess.run(["squeue", "-h", "-o", "%i"], capture_output=True,
+                             text=True).stdout.split()
+        if ids:
+            return ids[0]
+        time.sleep(0.5)
+    raise AssertionError("no job appeared in the queue")
+
+
+def job_state(job: str) -> dict[str, str]:
+    text = subprocess.run(["scontrol", "show", "job", job], capture_output=True, text=True,
+                          timeout=30).stdout
+    return dict(item.split("=", 1) for item in text.split() if "=" in item)
+
+
+def wait_training(sweep_dir: Path, job: str, restarts: int, seen: set[Path],
+                  timeout: float = 240) -> set[Path]:
+    """Until attempt ``restarts`` of ``job`` runs and trains: a new TensorBoard events file
+    of its own has scalars in it. Returns every events file seen by then."""
+    deadline = time.time() + timeout
+    while time.time() < deadline:
+        state = job_state(job)
+        if state.get("JobState") == "RUNNING" and int(state.get("Restarts", -1)) == restarts:
+            events = set(sweep_dir.glob("0_*/tensorboard/events.out.tfevents.*"))
+            if any(e.stat().st_size > 3000 for e in events - seen):
+                return events
+        time.sleep(0.3)
+    raise AssertionError(f"attempt {restarts} of job {job} did not train in {timeout} s")
+
+
+def test_a_job_requeued_twice_mid_epoch_ends_as_if_never_stopped(cluster, tiny_data, tmp_path):
+    """``scontrol requeue`` (what a preemption does): SIGTERM, last.ckpt at the next batch
+    end, the job back in the queue and run again in its own folder, resumed (resume=auto)
+    at the next batch. Twice; then it ends ``ok`` with the g_steps and the weights of the
+    same run never stopped (threads=1 both, so the arithmetic is the same)."""
+    common = [*NO_METRICS, "dataset.batch_size=4", "trainer.max_epochs=25", "seed=7",
+              "threads=1", "trainer.log_every_n_steps=20"]
+    proc = sweep(common, tiny_data, tmp_path / "sweep", cluster, wait=False)
+    try:
+        job, seen = job_id(), set()
+        for restarts in range(2):
+            seen = wait_training(tmp_path / "sweep", job, restarts, seen)
+            subprocess.run(["scontrol", "requeue", job], check=True, timeout=30)
+        out, _ = proc.communicate(timeout=600)
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            subprocess.run(["scancel", "--user", "root"], check=False)
+    assert proc.returncode == 0, out[-3000:]
+    (record,) = records(tmp_path / "sweep")
+    assert record["status"] == "ok", record.get("error")
+    assert record["slurm_restarts"] == 2 and record["resumed_from"].endswith("last.ckpt")
+    run_train([*common, "hydra.run.dir=" + str(tmp_path / "never_stopped")], tiny_data, tmp_path)
+    whole = torch.load(tmp_path / "never_stopped" / "last.ckpt", weights_only=True)
+    resumed = torch.load(next((tmp_path / "sweep").glob("0_*")) / "last.ckpt",
+                         weights_only=True)
+    assert record["g_steps"] == whole["g_step"] == resumed["g_step"] == 25 * 64
+    for key, value in whole["state_dict"].items():
+        assert torch.equal(resumed["state_dict"][key], value), key
+
+
+def test_a_request_no_node_can_satisfy_is_refused_at_submission(cluster, tiny_data, tmp_path):
+    proc = sweep(["metrics=none", "seed=1,2", "hydra.launcher.cpus_per_task=64"], tiny_data,
+                 tmp_path / "sweep", cluster)
+    lines = [line for line in proc.stderr.splitlines() if line.strip()]
+    assert proc.returncode == 2 and len(lines) == 1, proc.stderr[-2000:]
+    assert lines[0].startswith("config error: hydra.launcher asks each node for 64 CPUs")
+    assert not (tmp_path / "sweep" / ".submitit").exists()  # nothing was submitted
