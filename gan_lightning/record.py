@@ -22,6 +22,7 @@ class Status(str, enum.Enum):
     COLLAPSED = "collapsed"  # D saturated; the health monitor stopped the run
     DIVERGED = "diverged"  # non-finite losses, weights or samples
     INTERRUPTED = "interrupted"  # a signal; last.ckpt resumes it
+    STOPPED = "stopped"  # a budget (trainer.max_time) ended it before its schedule; resumable
     FAILED = "failed"  # an exception
     KILLED = "killed"  # the process died (the sweep launcher says so)
     # what the report infers for a folder without a readable metrics.json

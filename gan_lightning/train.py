@@ -191,7 +191,13 @@ def record_run(run_dir: Path, prepare: Callable[[], Prepared], record: dict[str,
         record["train_time_s"] = time.perf_counter() - fit_start
         record["g_steps_per_s"] = module.g_step / record["train_time_s"]
         record["status"] = module.run.status or (
-            Status.INTERRUPTED if trainer.interrupted else Status.OK)
+            Status.INTERRUPTED if trainer.interrupted else
+            Status.OK if schedule_done(module, trainer) else Status.STOPPED)
+        if record["status"] == Status.STOPPED:
+            module.run.message = (
+                f"stopped before its schedule ended (trainer.max_time or another budget): "
+                f"{module.g_step} generator steps, epoch {trainer.current_epoch} of "
+                f"{trainer.max_epochs}; ckpt_path=<run folder>/last.ckpt goes on")
     except Exception as error:
         record["error"] = f"{type(error).__name__}: {error}"
         record["traceback"] = traceback.format_exc()
@@ -232,6 +238,16 @@ def record_run(run_dir: Path, prepare: Callable[[], Prepared], record: dict[str,
     if record["status"] == Status.INTERRUPTED and signum:
         raise SystemExit(128 + signum)  # the shell's convention: 143 SIGTERM, 130 SIGINT
     return record
+
+
+def schedule_done(module: GANModule, trainer: L.Trainer) -> bool:
+    """Whether training reached the end it was given (``max_g_steps``, ``trainer.max_steps``
+    or ``trainer.max_epochs``), rather than being cut short by a time budget."""
+    if module.max_g_steps and module.g_step >= module.max_g_steps:
+        return True
+    if trainer.max_steps not in (None, -1) and trainer.global_step >= trainer.max_steps:
+        return True
+    return trainer.max_epochs not in (None, -1) and trainer.current_epoch >= trainer.max_epochs
 
 
 def resume_checkpoint(resume: bool | str, run_dir: Path) -> Path | None:

@@ -8,7 +8,7 @@ import sys
 
 import pytest
 
-from conftest import FAST, REPO, fake_run, run_train
+from conftest import FAST, NO_METRICS, REPO, fake_run, run_train
 from gan_lightning.report import build_report
 from gan_lightning.report.runs import load_sweep, swept_axes
 
@@ -115,7 +115,11 @@ def test_real_sweep_of_eight_runs_and_a_failing_job(tiny_data, tmp_path):
                f"hydra.sweep.dir={sweep}"], tiny_data, tmp_path)
     md = (sweep / "report.md").read_text()
     assert len(table_rows(md, "Runs")) == 8
-    run_train(["-m", "z_dim=0", *FAST, f"hydra.sweep.dir={sweep}"], tiny_data, tmp_path)
+    failing = run_train(["-m", "z_dim=0", *FAST, f"hydra.sweep.dir={sweep}"], tiny_data,
+                        tmp_path, check=False)
+    # the report is written, then the command says a job failed
+    assert failing.returncode == 1
+    assert "1 of 9 jobs failed or were killed" in failing.stderr + failing.stdout
     md = (sweep / "report.md").read_text()
     rows = table_rows(md, "Runs")
     assert len(rows) == 9
@@ -129,3 +133,18 @@ def test_real_sweep_of_eight_runs_and_a_failing_job(tiny_data, tmp_path):
         assert (sweep / "report_files" / f"{name}.png").is_file()
     html = (sweep / "report.html").read_text()
     assert html.count("data:image/png;base64,") >= 4 + 4  # figures + one grid per setting
+
+
+def test_a_damaged_event_file_is_named_in_the_report(tiny_data, tmp_path):
+    """TensorBoard's reader stops quietly at a damaged record; the report says where."""
+    sweep = tmp_path / "sweep"
+    run_train(["-m", "seed=1,2", *NO_METRICS, "trainer.max_epochs=2",
+               f"hydra.sweep.dir={sweep}"], tiny_data, tmp_path)
+    (event_file,) = sweep.glob("0_*/tensorboard/events.out.tfevents.*")
+    data = bytearray(event_file.read_bytes())
+    data[len(data) // 2: len(data) // 2 + 64] = b"\xab" * 64
+    event_file.write_bytes(bytes(data))
+    build_report(sweep)
+    md = (sweep / "report.md").read_text()
+    assert "event file unreadable" in md and f"{event_file.name} is damaged at byte" in md
+    assert md.count("event file unreadable") == 1  # the whole run is not named

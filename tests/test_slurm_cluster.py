@@ -103,7 +103,8 @@ def test_a_job_requeued_twice_mid_epoch_ends_as_if_never_stopped(cluster, tiny_d
     at the next batch. Twice; then it ends ``ok`` with the g_steps and the weights of the
     same run never stopped (threads=1 both, so the arithmetic is the same)."""
     common = [*NO_METRICS, "dataset.batch_size=4", "trainer.max_epochs=25", "seed=7",
-              "threads=1", "trainer.log_every_n_steps=20"]
+              "threads=1", "trainer.log_every_n_steps=20", "loss=ns",
+              "callbacks.health.stop_on_collapse=false"]
     proc = sweep(common, tiny_data, tmp_path / "sweep", cluster, wait=False)
     try:
         job, seen = job_id(), set()
@@ -119,8 +120,7 @@ def test_a_job_requeued_twice_mid_epoch_ends_as_if_never_stopped(cluster, tiny_d
     (record,) = records(tmp_path / "sweep")
     assert record["status"] == "ok", record.get("error")
     assert record["slurm_restarts"] == 2 and record["resumed_from"].endswith("last.ckpt")
-    run_train([*common, "hydra.run.dir=" + str(tmp_path / "never_stopped")], tiny_data, tmp_path)
-    whole = torch.load(tmp_path / "never_stopped" / "last.ckpt", weights_only=True)
+    whole = never_stopped(common, tiny_data, tmp_path / "never_stopped")
     resumed = torch.load(next((tmp_path / "sweep").glob("0_*")) / "last.ckpt",
                          weights_only=True)
     assert record["g_steps"] == whole["g_step"] == resumed["g_step"] == 25 * 64
@@ -135,3 +135,38 @@ def test_a_request_no_node_can_satisfy_is_refused_at_submission(cluster, tiny_da
     assert proc.returncode == 2 and len(lines) == 1, proc.stderr[-2000:]
     assert lines[0].startswith("config error: hydra.launcher asks each node for 64 CPUs")
     assert not (tmp_path / "sweep" / ".submitit").exists()  # nothing was submitted
+
+
+def never_stopped(common: list[str], data: Path, out: Path) -> dict:
+    run_train([*common, "hydra.run.dir=" + str(out)], data, out.parent)
+    return torch.load(out / "last.ckpt", weights_only=True)
+
+
+def test_a_job_past_its_time_limit_is_requeued_until_done_as_if_never_stopped(
+        cluster, tiny_data, tmp_path):
+    """The time limit's warning (SIGUSR2 ``signal_delay_s`` before it) each time: last.ckpt,
+    submitit requeues the job, the next attempt resumes at the next batch, until it ends."""
+    common = [*NO_METRICS, "dataset.batch_size=4", "trainer.max_epochs=60", "seed=8",
+              "threads=1", "trainer.log_every_n_steps=50", "loss=ns",
+              "callbacks.health.stop_on_collapse=false"]
+    proc = sweep([*common, "hydra.launcher.timeout_min=1", "hydra.launcher.signal_delay_s=40"],
+                 tiny_data, tmp_path / "sweep", cluster)
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    (record,) = records(tmp_path / "sweep")
+    # (requeued twice by hand: the test above)
+    assert record["status"] == "ok" and record["slurm_restarts"] >= 1, record
+    whole = never_stopped(common, tiny_data, tmp_path / "never_stopped")
+    resumed = torch.load(next((tmp_path / "sweep").glob("0_*")) / "last.ckpt",
+                         weights_only=True)
+    assert record["g_steps"] == whole["g_step"] == resumed["g_step"] == 60 * 64
+    for key, value in whole["state_dict"].items():
+        assert torch.equal(resumed["state_dict"][key], value), key
+
+
+def test_a_ddp_job_of_two_cpu_ranks_on_the_queue_ends_ok(cluster, tiny_data, tmp_path):
+    proc = sweep(["trainer=ddp", "trainer.max_epochs=2", "metrics=none", "seed=1"], tiny_data,
+                 tmp_path / "sweep", cluster)
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    (record,) = records(tmp_path / "sweep")
+    assert record["status"] == "ok" and record["g_steps"] == 4  # 128 images a rank, batch 64
+    assert record["ddp"] == {"world_size": 2, "max_param_diff_across_ranks": 0.0}

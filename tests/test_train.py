@@ -103,7 +103,8 @@ def test_multirun_makes_one_folder_per_combination(tiny_data, tmp_path):
 
 
 def test_failing_job_does_not_stop_the_sweep(tiny_data, tmp_path):
-    run_train(["-m", "z_dim=20,0", *NO_METRICS], tiny_data, tmp_path)
+    proc = run_train(["-m", "z_dim=20,0", *NO_METRICS], tiny_data, tmp_path, check=False)
+    assert proc.returncode == 1  # every job ran; then the command says one failed
     assert len(run_dirs(tmp_path, "multirun")) == 2
     records = {json.loads((d / "metrics.json").read_text())["overrides"][0]:
                json.loads((d / "metrics.json").read_text()) for d in run_dirs(tmp_path, "multirun")}
@@ -483,3 +484,15 @@ def test_a_run_interrupted_mid_epoch_resumes_at_the_next_batch_exactly(tiny_data
     assert "resumes at the next batch" in cut["message"]
     assert whole["g_step"] == 4
     assert_same_run(whole, resumed)
+
+
+def test_a_run_cut_short_by_a_time_budget_is_stopped_not_ok(tiny_data, tmp_path):
+    """trainer.max_time ends a run before its schedule: its record says so, and how far."""
+    cfg = compose_cfg([*NO_METRICS, "trainer.max_epochs=100000", "+trainer.max_time=00:00:00:03"],
+                      tiny_data, tmp_path)
+    record = run(cfg)
+    assert record["status"] == "stopped" and 0 < record["g_steps"] < 100000 * 8
+    assert record["message"].startswith("stopped before its schedule ended")
+    finished = run(compose_cfg([*NO_METRICS, "trainer.max_epochs=1"], tiny_data,
+                               tmp_path / "whole"))
+    assert finished["status"] == "ok"

@@ -131,9 +131,13 @@ def summary_table(runs: list[Run], settings: list[str]) -> Table:
 
 
 def problems(runs: list[Run]) -> Table:
-    """Runs not ``ok`` and the first sentence of why (the whole text is in their metrics.json)."""
+    """Runs not ``ok`` and the first sentence of why (the whole text is in their metrics.json),
+    and runs whose curves could not be read from their event files."""
     rows = []
     for run in runs:
+        for damaged in run.unreadable:
+            rows.append([run.job, run.status, f"curves not drawn, event file unreadable: "
+                                              f"{damaged}"[:240]])
         if run.status == Status.OK:
             continue
         why = run.record.get("message") or run.record.get("error") or {

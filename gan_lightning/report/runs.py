@@ -27,6 +27,8 @@ class Run:
     status: Status
     record: dict[str, Any] = field(default_factory=dict)
     curves: dict[str, tuple[list[int], list[float]]] = field(default_factory=dict)
+    #: event files whose curves could not be read (damaged, truncated), with why
+    unreadable: list[str] = field(default_factory=list)
     #: the sweep folder's name, where a report reads several
     sweep: str = ""
 
@@ -84,12 +86,46 @@ def read_overrides(path: Path, record: dict[str, Any]) -> dict[str, str]:
 CURVES_FILE = "curves.json"
 
 
-def read_curves(path: Path) -> dict[str, tuple[list[int], list[float]]]:
+def damaged_at(event_file: Path) -> int | None:
+    """The byte offset of the first record of a TensorBoard event file whose length or data
+    fails its checksum, or that is cut short (None: the file is whole). TensorBoard's reader
+    stops quietly at such a record; the curves then end there."""
+    import struct
+
+    import google_crc32c
+
+    def masked(data: bytes) -> int:
+        crc = google_crc32c.value(data)
+        return (((crc >> 15) | (crc << 17)) + 0xA282EAD8) & 0xFFFFFFFF
+
+    data = event_file.read_bytes()
+    offset = 0
+    while offset < len(data):
+        header = data[offset:offset + 12]
+        if len(header) < 12 or struct.unpack("<I", header[8:])[0] != masked(header[:8]):
+            return offset
+        length = struct.unpack("<Q", header[:8])[0]
+        body = data[offset + 12:offset + 12 + length + 4]
+        if len(body) < length + 4 or struct.unpack("<I", body[length:])[0] != masked(
+                body[:length]):
+            return offset
+        offset += 12 + length + 4
+    return None
+
+
+def read_curves(path: Path, unreadable: list[str] | None = None
+                ) -> dict[str, tuple[list[int], list[float]]]:
     """Training scalars from the run's TensorBoard event files, else from its ``curves.json``
-    (``export_curves``): ``{tag: (g_steps, values)}``."""
+    (``export_curves``): ``{tag: (g_steps, values)}``. An event folder that cannot be read is
+    skipped and named, with why, in ``unreadable``."""
     from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
 
     curves: dict[str, dict[int, float]] = {}
+    for event_file in sorted(path.rglob("events.out.tfevents.*")):
+        offset = damaged_at(event_file) if unreadable is not None else None
+        if offset is not None:
+            unreadable.append(f"{event_file.relative_to(path)} is damaged at byte {offset} of "
+                              f"{event_file.stat().st_size}; its curves end there")
     for event_dir in sorted({p.parent for p in path.rglob("events.out.tfevents.*")}):
         try:
             # images are the bulk of an event file and the report reads samples.png instead
@@ -99,7 +135,10 @@ def read_curves(path: Path) -> dict[str, tuple[list[int], list[float]]]:
             for tag in tags:
                 for event in events.Scalars(tag):
                     curves.setdefault(tag, {})[event.step] = event.value
-        except Exception:  # noqa: BLE001 - a truncated event file leaves its run without curves
+        except Exception as error:  # noqa: BLE001 - damaged: the report names it
+            if unreadable is not None:
+                unreadable.append(f"{event_dir.relative_to(path)}: {type(error).__name__}: "
+                                  f"{' '.join(str(error).split())[:160]}")
             continue
     if not curves and (path / CURVES_FILE).is_file():
         try:
@@ -125,7 +164,9 @@ def export_curves(path: Path, points: int = 500) -> Path:
 
 def load_run(path: Path) -> Run:
     status, record = read_record(path)
-    return Run(path, read_overrides(path, record), status, record, read_curves(path))
+    unreadable: list[str] = []
+    curves = read_curves(path, unreadable)
+    return Run(path, read_overrides(path, record), status, record, curves, unreadable)
 
 
 def load_sweep(sweep_dir: Path) -> list[Run]:
