@@ -54,6 +54,17 @@ if not OmegaConf.has_resolver("folder_classes"):
 
 if not OmegaConf.has_resolver("gpus"):
     OmegaConf.register_new_resolver("gpus", gpus)
+def slurm_startup() -> str:
+    """``${slurm_startup:}``: the sbatch line that puts ``slurm_startup/`` (whose
+    sitecustomize.py guards a job's start-up) first on the job's ``PYTHONPATH``."""
+    folder = Path(__file__).resolve().parent / "slurm_startup"
+    # no "${" in it: Hydra resolves the launcher's settings more than once
+    return (f'if [ -n "$PYTHONPATH" ]; then export PYTHONPATH={folder}:$PYTHONPATH; '
+            f'else export PYTHONPATH={folder}; fi')
+
+
+if not OmegaConf.has_resolver("slurm_startup"):
+    OmegaConf.register_new_resolver("slurm_startup", slurm_startup)
 if not OmegaConf.has_resolver("cpus"):
     # ``${cpus:${threads}}``: the CPUs a SLURM task asks for: the run's threads, else 2
     OmegaConf.register_new_resolver("cpus", lambda threads: int(threads) if threads else 2)

@@ -170,3 +170,26 @@ def test_a_ddp_job_of_two_cpu_ranks_on_the_queue_ends_ok(cluster, tiny_data, tmp
     (record,) = records(tmp_path / "sweep")
     assert record["status"] == "ok" and record["g_steps"] == 4  # 128 images a rank, batch 64
     assert record["ddp"] == {"world_size": 2, "max_param_diff_across_ranks": 0.0}
+
+
+def test_a_warning_signal_while_the_job_starts_requeues_it(cluster, tiny_data, tmp_path):
+    """SIGUSR2 a moment after the job's Python started, before submitit or the training has a
+    handler: the job is requeued (gan_lightning/slurm_startup), not lost, and ends ok."""
+    proc = sweep([*NO_METRICS, "trainer.max_epochs=3", "seed=1"], tiny_data,
+                 tmp_path / "sweep", cluster, wait=False)
+    try:
+        job, deadline = job_id(), time.time() + 120
+        while time.time() < deadline and subprocess.run(
+                ["pgrep", "-f", "submitit.core._submit"], capture_output=True).returncode:
+            time.sleep(0.05)
+        time.sleep(0.3)  # Python has started; submitit's handlers come a second later
+        subprocess.run(["scancel", "--signal=USR2", job], check=True, timeout=30)
+        out, _ = proc.communicate(timeout=400)
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            subprocess.run(["scancel", "--user", "root"], check=False)
+    assert proc.returncode == 0, out[-3000:]
+    (record,) = records(tmp_path / "sweep")
+    assert record["status"] == "ok" and record["slurm_restarts"] >= 1, record
+    assert record["g_steps"] == 3 * 8  # 256 images, batches of 32

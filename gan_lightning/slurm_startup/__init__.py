@@ -1,0 +1,1 @@
+"""Only ``sitecustomize.py`` matters here: see it."""
