@@ -4,6 +4,7 @@ answers (``pytest -m slurm`` runs them; ``.ci/run`` starts the cluster first).""
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import subprocess
@@ -49,6 +50,21 @@ def sweep(args: list[str], data: Path, sweep_dir: Path, partition: str,
                               timeout=600)
     return subprocess.Popen(command, cwd=REPO, env=env, stdout=subprocess.PIPE,
                             stderr=subprocess.STDOUT, text=True)
+
+
+@contextlib.contextmanager
+def sweep_in_background(args: list[str], data: Path, sweep_dir: Path, partition: str):
+    """A sweep running while the block acts on its job; then its end (exit status 0)."""
+    proc = sweep(args, data, sweep_dir, partition, wait=False)
+    out = ""
+    try:
+        yield proc
+        out, _ = proc.communicate(timeout=600)
+    finally:
+        if proc.poll() is None:  # the block failed: leave nothing running
+            proc.kill()
+            subprocess.run(["scancel", "--user", "root"], check=False)
+    assert proc.returncode == 0, out[-3000:]
 
 
 def records(sweep_dir: Path) -> list[dict]:
@@ -97,6 +113,20 @@ def wait_training(sweep_dir: Path, job: str, restarts: int, seen: set[Path],
     raise AssertionError(f"attempt {restarts} of job {job} did not train in {timeout} s")
 
 
+def assert_ends_as_never_stopped(record: dict, common: list[str], data: Path, tmp_path: Path,
+                                 g_steps: int) -> None:
+    """The sweep's job ended with the g_steps and bit-identical weights of the same run
+    trained here without a stop."""
+    from test_train import assert_same_run
+
+    run_train([*common, "hydra.run.dir=" + str(tmp_path / "never_stopped")], data, tmp_path)
+    whole = torch.load(tmp_path / "never_stopped" / "last.ckpt", weights_only=True)
+    resumed = torch.load(next((tmp_path / "sweep").glob("0_*")) / "last.ckpt",
+                         weights_only=True)
+    assert record["g_steps"] == whole["g_step"] == g_steps
+    assert_same_run(whole, resumed)
+
+
 def test_a_job_requeued_twice_mid_epoch_ends_as_if_never_stopped(cluster, tiny_data, tmp_path):
     """``scontrol requeue`` (what a preemption does): SIGTERM, last.ckpt at the next batch
     end, the job back in the queue and run again in its own folder, resumed (resume=auto)
@@ -105,27 +135,15 @@ def test_a_job_requeued_twice_mid_epoch_ends_as_if_never_stopped(cluster, tiny_d
     common = [*NO_METRICS, "dataset.batch_size=4", "trainer.max_epochs=25", "seed=7",
               "threads=1", "trainer.log_every_n_steps=20", "loss=ns",
               "callbacks.health.stop_on_collapse=false"]
-    proc = sweep(common, tiny_data, tmp_path / "sweep", cluster, wait=False)
-    try:
+    with sweep_in_background(common, tiny_data, tmp_path / "sweep", cluster):
         job, seen = job_id(), set()
         for restarts in range(2):
             seen = wait_training(tmp_path / "sweep", job, restarts, seen)
             subprocess.run(["scontrol", "requeue", job], check=True, timeout=30)
-        out, _ = proc.communicate(timeout=600)
-    finally:
-        if proc.poll() is None:
-            proc.kill()
-            subprocess.run(["scancel", "--user", "root"], check=False)
-    assert proc.returncode == 0, out[-3000:]
     (record,) = records(tmp_path / "sweep")
     assert record["status"] == "ok", record.get("error")
     assert record["slurm_restarts"] == 2 and record["resumed_from"].endswith("last.ckpt")
-    whole = never_stopped(common, tiny_data, tmp_path / "never_stopped")
-    resumed = torch.load(next((tmp_path / "sweep").glob("0_*")) / "last.ckpt",
-                         weights_only=True)
-    assert record["g_steps"] == whole["g_step"] == resumed["g_step"] == 25 * 64
-    for key, value in whole["state_dict"].items():
-        assert torch.equal(resumed["state_dict"][key], value), key
+    assert_ends_as_never_stopped(record, common, tiny_data, tmp_path, 25 * 64)
 
 
 def test_a_request_no_node_can_satisfy_is_refused_at_submission(cluster, tiny_data, tmp_path):
@@ -135,11 +153,6 @@ def test_a_request_no_node_can_satisfy_is_refused_at_submission(cluster, tiny_da
     assert proc.returncode == 2 and len(lines) == 1, proc.stderr[-2000:]
     assert lines[0].startswith("config error: hydra.launcher asks each node for 64 CPUs")
     assert not (tmp_path / "sweep" / ".submitit").exists()  # nothing was submitted
-
-
-def never_stopped(common: list[str], data: Path, out: Path) -> dict:
-    run_train([*common, "hydra.run.dir=" + str(out)], data, out.parent)
-    return torch.load(out / "last.ckpt", weights_only=True)
 
 
 def test_a_job_past_its_time_limit_is_requeued_until_done_as_if_never_stopped(
@@ -155,12 +168,7 @@ def test_a_job_past_its_time_limit_is_requeued_until_done_as_if_never_stopped(
     (record,) = records(tmp_path / "sweep")
     # (requeued twice by hand: the test above)
     assert record["status"] == "ok" and record["slurm_restarts"] >= 1, record
-    whole = never_stopped(common, tiny_data, tmp_path / "never_stopped")
-    resumed = torch.load(next((tmp_path / "sweep").glob("0_*")) / "last.ckpt",
-                         weights_only=True)
-    assert record["g_steps"] == whole["g_step"] == resumed["g_step"] == 60 * 64
-    for key, value in whole["state_dict"].items():
-        assert torch.equal(resumed["state_dict"][key], value), key
+    assert_ends_as_never_stopped(record, common, tiny_data, tmp_path, 60 * 64)
 
 
 def test_a_ddp_job_of_two_cpu_ranks_on_the_queue_ends_ok(cluster, tiny_data, tmp_path):
@@ -175,21 +183,14 @@ def test_a_ddp_job_of_two_cpu_ranks_on_the_queue_ends_ok(cluster, tiny_data, tmp
 def test_a_warning_signal_while_the_job_starts_requeues_it(cluster, tiny_data, tmp_path):
     """SIGUSR2 a moment after the job's Python started, before submitit or the training has a
     handler: the job is requeued (gan_lightning/slurm_startup), not lost, and ends ok."""
-    proc = sweep([*NO_METRICS, "trainer.max_epochs=3", "seed=1"], tiny_data,
-                 tmp_path / "sweep", cluster, wait=False)
-    try:
+    with sweep_in_background([*NO_METRICS, "trainer.max_epochs=3", "seed=1"], tiny_data,
+                             tmp_path / "sweep", cluster):
         job, deadline = job_id(), time.time() + 120
         while time.time() < deadline and subprocess.run(
                 ["pgrep", "-f", "submitit.core._submit"], capture_output=True).returncode:
             time.sleep(0.05)
         time.sleep(0.3)  # Python has started; submitit's handlers come a second later
         subprocess.run(["scancel", "--signal=USR2", job], check=True, timeout=30)
-        out, _ = proc.communicate(timeout=400)
-    finally:
-        if proc.poll() is None:
-            proc.kill()
-            subprocess.run(["scancel", "--user", "root"], check=False)
-    assert proc.returncode == 0, out[-3000:]
     (record,) = records(tmp_path / "sweep")
     assert record["status"] == "ok" and record["slurm_restarts"] >= 1, record
     assert record["g_steps"] == 3 * 8  # 256 images, batches of 32
