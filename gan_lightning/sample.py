@@ -30,7 +30,13 @@ from hydra.utils import instantiate
 
 from gan_lightning.callbacks import sample_grid, scatter_plot
 from gan_lightning.cli import user_code_on_path
-from gan_lightning.targets import UntrustedTarget, check_trusted, trust_list
+from gan_lightning.targets import (
+    UnsafeCheckpoint,
+    UntrustedTarget,
+    check_trusted,
+    load_plain_checkpoint,
+    trust_list,
+)
 
 USAGE = __doc__.split("\n\n")[1]
 KEYS = {"ckpt", "run", "n", "out", "seed", "class", "interpolate", "steps", "nrow", "device",
@@ -42,15 +48,10 @@ class SampleError(RuntimeError):
 
 
 def load_checkpoint(path: str | Path) -> dict[str, Any]:
-    path = Path(path)
-    if not path.is_file():
-        raise SampleError(f"checkpoint not found: {path}")
     try:
-        return torch.load(path, map_location="cpu", weights_only=True)
-    except Exception as error:  # noqa: BLE001 - pickle.UnpicklingError and friends
-        first = str(error).strip().splitlines()[0] if str(error).strip() else type(error).__name__
-        raise SampleError(f"{path} is not a plain checkpoint (refused: it would need to run "
-                          f"code to load, or is damaged): {first}") from None
+        return load_plain_checkpoint(path)
+    except UnsafeCheckpoint as error:
+        raise SampleError(str(error)) from None
 
 
 #: where a checkpoint keeps the moving average of G's weights (``ema.decay`` set)

@@ -5,6 +5,9 @@ code: its ``_target_`` may name any class or function that imports, yours includ
 (``mylab.nets.TinyG``). Each must import before anything runs; one that does not stops the run
 with one line naming the module and the import path (``check_importable``).
 
+**A checkpoint** is read weights-only, by ``gan-sample``, ``gan-eval`` and before a resume
+(``load_plain_checkpoint``): one that would run code to load is refused.
+
 **A config read back from a file** (the ``gan_config`` a checkpoint carries, read by
 ``gan-sample`` and ``gan-eval``) is data that may have been written by anyone. It may build only
 ``nn.Module`` subclasses (never a function such as ``os.system``, never any other callable), of
@@ -18,11 +21,12 @@ from __future__ import annotations
 import importlib
 import os
 from collections.abc import Iterator, Sequence
+from pathlib import Path
 from typing import Any
 
 from torch import nn
 
-from gan_lightning.errors import ConfigError
+from gan_lightning.errors import ConfigError, SetupError
 
 #: modules whose ``nn.Module`` classes a checkpoint's config may build without being trusted
 TRUSTED = ("gan_lightning", "torch.nn")
@@ -30,6 +34,27 @@ TRUSTED = ("gan_lightning", "torch.nn")
 
 class UntrustedTarget(ConfigError):
     """A file's config names something it may not build (one line: what, where, how to allow)."""
+
+
+class UnsafeCheckpoint(SetupError):
+    """A checkpoint that is missing, damaged, or would run code to load (one line)."""
+
+
+def load_plain_checkpoint(path: str | Path) -> dict[str, Any]:
+    """A checkpoint read with ``torch.load(weights_only=True)``: tensors and plain containers
+    only, so a file carrying pickled code is refused, never run (whatever the torch or
+    Lightning release would do by default)."""
+    import torch
+
+    path = Path(path)
+    if not path.is_file():
+        raise UnsafeCheckpoint(f"checkpoint not found: {path}")
+    try:
+        return torch.load(path, map_location="cpu", weights_only=True)
+    except Exception as error:  # noqa: BLE001 - pickle.UnpicklingError and friends
+        first = str(error).strip().splitlines()[0] if str(error).strip() else type(error).__name__
+        raise UnsafeCheckpoint(f"{path} is not a plain checkpoint (refused: it would need to "
+                               f"run code to load, or is damaged): {first}") from None
 
 
 def targets(node: Any, path: str = "") -> Iterator[tuple[str, Any]]:

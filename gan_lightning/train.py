@@ -27,6 +27,7 @@ from gan_lightning.module import GANModule
 from gan_lightning.networks import build_networks
 from gan_lightning.record import QUALITY_METRICS, RECORD_FILE, Status, Tag, write_record
 from gan_lightning.run_state import RunState
+from gan_lightning.targets import load_plain_checkpoint
 from gan_lightning.utils import print_config
 from gan_lightning.validate import validate
 
@@ -145,6 +146,9 @@ def run(cfg: DictConfig) -> dict[str, Any] | None:
         datamodule, module, trainer = build(cfg)
         params = hparams(cfg, datamodule.source_used)
         ckpt_path = cfg.get("ckpt_path") or resume_checkpoint(cfg.get("resume", False), run_dir)
+        if ckpt_path:
+            # refused here if it carries code: Lightning before 2.6 unpickles it in full
+            load_plain_checkpoint(ckpt_path)
         return datamodule, module, trainer, params, ckpt_path
 
     return record_run(run_dir, prepare, record, multirun, rank_zero)
