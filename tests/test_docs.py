@@ -65,10 +65,10 @@ def first_of_sweep(arg: str) -> str:
 def test_every_documented_train_command_composes_and_validates(tmp_path):
     """README commands cannot drift from the configs: each composes (keys, groups and
     options exist) and passes the value checks, as one job of its sweep."""
+    import importlib.util
+
     from conftest import compose_hydra_cfg
     from gan_lightning.validate import validate
-
-    import importlib.util
 
     # the slurm launcher's settings compose where its plugin is installed (the dev extra)
     submitit = importlib.util.find_spec("hydra_plugins.hydra_submitit_launcher") is not None
