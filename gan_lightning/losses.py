@@ -2,14 +2,17 @@
 
 Every loss has ``d_loss(real_logits, fake_logits)`` and ``g_loss(fake_logits)``, and
 ``prob(logits)``, the discriminator's belief that an input is real, which the module logs as
-``train/d_real`` / ``train/d_fake`` and the health monitor reads. Losses whose scores are not
-probabilities (LSGAN, hinge, WGAN-GP: ``probabilistic = False``) log the raw mean score there.
-A loss may add ``penalty(critic, real, fake)`` to D's loss (WGAN-GP's gradient penalty). Any
-object with ``d_loss`` and ``g_loss`` is a loss to ``GANModule`` (your own included); ``prob``,
-``probabilistic`` and ``penalty`` are optional. The R1 penalty on real data (``r1_penalty``) is
-the framework's, for any loss (``r1.gamma``).
+``train/d_real`` / ``train/d_fake`` and the health monitor reads. Losses whose D is a critic,
+its scores not probabilities (``CriticLoss``: LSGAN, hinge, WGAN-GP), log the raw mean score
+there. A loss may add ``penalty(critic, real, fake)`` to D's loss (WGAN-GP's gradient penalty).
+Any object with ``d_loss`` and ``g_loss`` is a loss to ``GANModule`` (your own included);
+``prob``, ``probabilistic`` and ``penalty`` are optional (``prob_reading``). The R1 penalty on
+real data (``r1_penalty``) is the framework's, for any loss (``r1.gamma``).
 Every loss is a float32 scalar, also when D's logits are half precision (mixed precision).
 """
+
+from collections.abc import Callable
+from typing import Any
 
 import torch
 import torch.nn.functional as F
@@ -26,7 +29,7 @@ def r1_penalty(critic, real: torch.Tensor, gamma: float, every: int = 1) -> torc
 
 class GANLoss:
     """Base: the discriminator's output read as a probability through a sigmoid (a critic's
-    unbounded score, ``probabilistic = False``, is read as it is)."""
+    unbounded score is read as it is: ``CriticLoss``)."""
 
     #: whether ``prob`` is a probability (False for critics, whose scores are unbounded)
     probabilistic = True
@@ -44,6 +47,22 @@ class GANLoss:
     penalty = None
 
 
+class CriticLoss(GANLoss):
+    """Base of the losses whose D is a critic: its output is an unbounded score, not a
+    probability, so ``prob`` reads it as it is (``train/d_real`` logs the raw mean score) and
+    the health monitor's saturation checks, which need probabilities, are off."""
+
+    probabilistic = False
+
+
+def prob_reading(loss: Any) -> tuple[Callable[[torch.Tensor], torch.Tensor], bool]:
+    """How the module reads D's logits under ``loss`` (any object with ``d_loss`` and
+    ``g_loss``): its ``prob`` (without one, the raw score) and whether that is a probability
+    (its ``probabilistic``; without it, whether it has a ``prob``)."""
+    prob = getattr(loss, "prob", None) or (lambda logits: logits)
+    return prob, bool(getattr(loss, "probabilistic", hasattr(loss, "prob")))
+
+
 def _report_bce(logits: torch.Tensor, target: float) -> torch.Tensor:
     """``nn.BCELoss()(nn.Sigmoid()(logits), target)``: torch's own kernel (log clamped at -100,
     its gradient epsilon), in float32 outside autocast, and NaN-transparent.
@@ -53,9 +72,9 @@ def _report_bce(logits: torch.Tensor, target: float) -> torch.Tensor:
     outright ("unsafe to autocast"). NaN: ``F.binary_cross_entropy`` rejects it, and a NaN
     loss must reach the health monitor, which reports the run as diverged. On the CPU the
     rejection is an exception (no result, nothing recorded for autograd), so the plain
-    kernel runs and NaN takes the slower NaN-safe path only when it occurs (on every step
-    that path cost ~0.17 ms of the report MLP's ~2.5 ms step); elsewhere the rejection is a
-    device assert, so the NaN-safe path is always taken.
+    kernel runs and NaN takes the slower NaN-safe path only when it occurs (run on every step,
+    its extra kernels show in the report MLP's step time: ``benchmarks/interleaved.py``);
+    elsewhere the rejection is a device assert, so the NaN-safe path is always taken.
     """
     device = logits.device.type
     if torch.is_autocast_enabled(device):
@@ -144,11 +163,9 @@ class MinimaxLoss(NonSaturatingLoss):
         return -F.softplus(fake_logits.float()).mean()
 
 
-class LSGANLoss(GANLoss):
+class LSGANLoss(CriticLoss):
     """Least-squares GAN (Mao et al. 2017): D regresses real to 1 and fake to 0, G pulls its
-    fakes toward 1. Scores are not probabilities; ``train/d_real`` logs the raw mean output."""
-
-    probabilistic = False
+    fakes toward 1."""
 
     def d_loss(self, real_logits: torch.Tensor, fake_logits: torch.Tensor) -> torch.Tensor:
         real_logits, fake_logits = real_logits.float(), fake_logits.float()
@@ -158,10 +175,8 @@ class LSGANLoss(GANLoss):
         return 0.5 * ((fake_logits.float() - 1) ** 2).mean()
 
 
-class HingeLoss(GANLoss):
+class HingeLoss(CriticLoss):
     """Hinge loss (Lim & Ye 2017; SAGAN, BigGAN): D wants real >= 1 and fake <= -1."""
-
-    probabilistic = False
 
     def d_loss(self, real_logits: torch.Tensor, fake_logits: torch.Tensor) -> torch.Tensor:
         return F.relu(1 - real_logits.float()).mean() + F.relu(1 + fake_logits.float()).mean()
@@ -170,7 +185,7 @@ class HingeLoss(GANLoss):
         return -fake_logits.float().mean()
 
 
-class WGANGPLoss(GANLoss):
+class WGANGPLoss(CriticLoss):
     """Wasserstein loss with gradient penalty (Gulrajani et al. 2017).
 
     The critic's scores are unbounded (no sigmoid): D minimises ``E[D(G(z))] - E[D(x)]`` plus
@@ -178,8 +193,6 @@ class WGANGPLoss(GANLoss):
     fake; G minimises ``-E[D(G(z))]``. The paper pairs it with n_critic 5 and Adam lr 1e-4,
     betas (0, 0.9) (``experiment=wgan_gp``).
     """
-
-    probabilistic = False
 
     def __init__(self, weight: float = 10.0) -> None:
         self.weight = weight

@@ -1,5 +1,9 @@
 """``GANModule``: the alternating discriminator / generator updates.
 
+Read ``training_step`` first: D's update, then G's, each a few lines. The rest is what they
+use: the constructor's settings, the networks' calls (``generate``, ``discriminate``,
+``score``), sampling, and what a run and its checkpoints need.
+
 What "a step" means here: Lightning's ``global_step`` counts every optimizer step, so one
 batch with a D and a G update advances it by 2 (Lightning issue #17958). This project counts
 **generator steps** (``g_step``): each batch updates D once; every ``n_critic``-th batch also
@@ -19,10 +23,10 @@ import lightning as L
 import torch
 from torch import nn
 
-from gan_lightning import speedups
+from gan_lightning import divergence, speedups
 from gan_lightning.augment import DiffAugment
 from gan_lightning.ema import EMA
-from gan_lightning.losses import GANLoss, r1_penalty
+from gan_lightning.losses import GANLoss, prob_reading, r1_penalty
 from gan_lightning.models.layers import spectral_normed
 from gan_lightning.record import Status, Tag
 from gan_lightning.run_state import RunState
@@ -48,6 +52,10 @@ def frozen(params: list[nn.Parameter]) -> Iterator[None]:
 
 class GANModule(speedups.FastHookName, L.LightningModule):
     """A GAN trained with manual optimization: D on every batch, G on every ``n_critic``-th.
+
+    The settings come in three groups, in the constructor's order: the game (``generator`` to
+    ``n_critic``), the run (``num_fixed`` to ``checkpoint_config``) and the stabilizers
+    (``augment`` to ``r1_every``: each off by default, each applied to any G and D).
 
     Args:
         generator: maps ``(B, z_dim)`` latents to images. A conditional generator has a
@@ -120,28 +128,37 @@ class GANModule(speedups.FastHookName, L.LightningModule):
         if r1_gamma < 0 or r1_every < 1:
             raise ValueError(f"r1.gamma must be >= 0 and r1.every >= 1, got {r1_gamma} and "
                              f"{r1_every}")
+        self.automatic_optimization = False
+
+        # -- the game: networks, loss, optimizers ------------------------------------------
         # before D's parameters are listed: normalisation replaces each weight
         spectral_normed(discriminator, spectral_norm)
-        self.automatic_optimization = False
         self.generator = generator
         self.discriminator = discriminator
-        #: the averaged G that draws every sample when on (saved in checkpoints)
-        self.generator_ema = EMA(generator, ema_decay, ema_start) if ema_decay is not None \
-            else None
-        self.augment = augment or DiffAugment("")
-        self.lr_schedules = (lr_schedule_d, lr_schedule_g)
-        self._schedulers: tuple[Any, Any] = (None, None)
         self.loss = loss
-        #: what train/d_real and train/d_fake log: the loss's reading of D's logits
-        self.prob = getattr(loss, "prob", None) or (lambda logits: logits)
-        self.probabilistic = bool(getattr(loss, "probabilistic", hasattr(loss, "prob")))
-        self.r1_gamma, self.r1_every = r1_gamma, r1_every
-        self._last_r1: torch.Tensor | None = None
+        #: what train/d_real and train/d_fake log (the loss's reading of D's logits), and
+        #: whether that is a probability (the health monitor's collapse check needs one)
+        self.prob, self.probabilistic = prob_reading(loss)
         self.optimizer_g = optimizer_g
         self.optimizer_d = optimizer_d
         self.z_dim = z_dim
         self.n_critic = n_critic
+        #: conditional models (a ``num_classes`` attribute on G) take labels in G and D
+        self.num_classes = int(getattr(generator, "num_classes", 0) or 0)
+        #: D's parameters, frozen in G's step: listed once, not walked on every step (what
+        #: that walk cost: benchmarks/interleaved.py)
+        self._d_params = list(discriminator.parameters())
+        # A D with batch statistics scores real and fake in separate passes (``score``): its
+        # normalisation layers (torch's BatchNorm and InstanceNorm, of every kind) are the
+        # ones with ``track_running_stats``, for which torch has no public base class.
+        self._batch_dependent_d = any(hasattr(m, "track_running_stats")
+                                      for m in discriminator.modules())
+        #: the (G, D) the updates run through: data-parallel wrappers under DDP (``distribute``)
+        self._trained: tuple[nn.Module, nn.Module] | None = None
+
+        # -- the run: length, logging, speed-ups, samples, record ----------------------------
         self.max_g_steps = max_g_steps
+        self._log_every = log_every_n_steps
         self.fast = fast
         #: the speed-ups on in this run (decided at the start of training)
         self.speedups: list[str] = []
@@ -149,9 +166,6 @@ class GANModule(speedups.FastHookName, L.LightningModule):
         self.run = run if run is not None else RunState()
         self.checkpoint_config = checkpoint_config
         self.seed = seed
-        self._log_every = log_every_n_steps
-        #: conditional models (a ``num_classes`` attribute on G) take labels in G and D
-        self.num_classes = int(getattr(generator, "num_classes", 0) or 0)
         if self.num_classes:
             # one row of the 8-wide sample grid per class
             num_fixed = 8 * self.num_classes
@@ -159,22 +173,133 @@ class GANModule(speedups.FastHookName, L.LightningModule):
         fixed_z = torch.randn(num_fixed, z_dim, generator=torch.Generator().manual_seed(seed))
         self.register_buffer("fixed_z", fixed_z)
         self.register_buffer("fixed_labels", self.balanced_labels(num_fixed, rows=True))
-        #: D's parameters, frozen in G's step (listed once: walking the modules costs ~30 us)
-        self._d_params = list(discriminator.parameters())
-        self._batch_dependent_d = any(
-            isinstance(m, nn.modules.batchnorm._NormBase) for m in discriminator.modules()
-        )
+
+        # -- stabilizers --------------------------------------------------------------------
+        self.augment = augment or DiffAugment("")
+        #: the averaged G that draws every sample when on (saved in checkpoints)
+        self.generator_ema = EMA(generator, ema_decay, ema_start) if ema_decay is not None \
+            else None
+        self.lr_schedules = (lr_schedule_d, lr_schedule_g)
+        self._schedulers: tuple[Any, Any] = (None, None)
+        self.r1_gamma, self.r1_every = r1_gamma, r1_every
+        self._last_r1: torch.Tensor | None = None
+
+        # -- counters, and what the last step left ------------------------------------------
         self.g_step = 0
         self._d_steps = 0
         #: the epoch a checkpoint left mid-way, until it has been resumed
         self._resumed_epoch: int | None = None
-        #: the last step's losses (detached, no host sync) and the g_step last found finite
-        self._last_losses: tuple[torch.Tensor, ...] = ()
+        #: the last step's losses (detached, no host sync), and the g_step last found finite
+        self.last_losses: tuple[torch.Tensor, ...] = ()
         self._finite_at = -1
-        #: the (G, D) the updates run through: data-parallel wrappers under DDP (``distribute``)
-        self._trained: tuple[nn.Module, nn.Module] | None = None
 
-    # -- pieces -------------------------------------------------------------------------
+    # -- training -----------------------------------------------------------------------
+    def training_step(self, batch: tuple[torch.Tensor, torch.Tensor], batch_idx: int) -> None:
+        real, labels = batch
+        labels = labels if self.num_classes else None
+        opt_d, opt_g = self.optimizers()
+        g_net, d_net = self._trained or (self.generator, self.discriminator)
+
+        # Discriminator (critic): real scored up, fake down. G's forward needs no graph here,
+        # so D's loss reaches D's parameters only (no need to switch G's gradients off).
+        with torch.no_grad():
+            fake_labels = self.sample_labels(len(real))
+            fake = self.generate(self.sample_z(len(real)), fake_labels)
+        seen = self.augment(real)  # DiffAugment: D sees real and fake alike transformed
+        d_real, d_fake = self.score(seen, self.augment(fake), labels, fake_labels, d_net)
+        loss_d = self.loss.d_loss(d_real, d_fake)
+        penalty = None
+        if getattr(self.loss, "penalty", None) is not None:  # WGAN-GP: at interpolates
+            penalty = self.loss.penalty(lambda x: self.discriminate(x, labels), real, fake)
+            loss_d = loss_d + penalty
+        if self.r1_gamma and self._d_steps % self.r1_every == 0:  # R1 at the real batch
+            r1 = r1_penalty(lambda x: self.discriminate(x, labels), seen, self.r1_gamma,
+                            self.r1_every)
+            loss_d = loss_d + r1
+            self._last_r1 = r1.detach()  # logged at the next log point, whichever step it is
+        self.update(opt_d, loss_d, self._schedulers[0])
+        self._d_steps += 1
+
+        if (batch_idx + 1) % self.n_critic:
+            self.last_losses = (loss_d.detach(),)
+            return
+
+        # Generator: fresh noise (and classes), scored by the discriminator just updated. G's loss
+        # back-propagates through D to G; D's own weight gradients are not needed, nor computed.
+        with frozen(self._d_params):
+            fake_labels = self.sample_labels(len(real))
+            fake = self.generate(self.sample_z(len(real)), fake_labels, g_net)
+            loss_g = self.loss.g_loss(self.discriminate(self.augment(fake), fake_labels))
+            self.update(opt_g, loss_g, self._schedulers[1])
+        self.g_step += 1
+        if self.generator_ema is not None:
+            self.generator_ema.update(self.generator, self.g_step)
+        self.last_losses = (loss_d.detach(), loss_g.detach())
+        if self.max_g_steps and self.g_step >= self.max_g_steps:
+            self.trainer.should_stop = True
+
+        if self.g_step % self.log_every == 0:
+            self.log_scalars(loss_d, loss_g, d_real, d_fake, penalty)
+
+    def update(self, optimizer: Any, loss: torch.Tensor, scheduler: Any = None) -> None:
+        """One step of ``optimizer`` (a LightningOptimizer) down the gradient of ``loss``, then
+        of its learning-rate schedule if it has one."""
+        if self._direct:
+            speedups.direct_step(optimizer, loss)
+        else:
+            optimizer.zero_grad(set_to_none=True)
+            self.manual_backward(loss)
+            optimizer.step()
+        if scheduler is not None:
+            scheduler.step()
+
+    def log_scalars(self, loss_d: torch.Tensor, loss_g: torch.Tensor, d_real: torch.Tensor,
+                    d_fake: torch.Tensor, penalty: torch.Tensor | None) -> None:
+        """A log point: the step's losses and D's mean readings of the real and fake batch
+        (``prob``), with the penalties and learning rates in use, published to the run's
+        state (which the callbacks read) and logged."""
+        scalars = {
+            Tag.LOSS_D: loss_d,
+            Tag.LOSS_G: loss_g,
+            Tag.D_REAL: self.prob(d_real).mean(),
+            Tag.D_FAKE: self.prob(d_fake).mean(),
+        }
+        if penalty is not None:
+            scalars[Tag.PENALTY] = penalty
+        if self._last_r1 is not None:
+            scalars[Tag.R1] = self._last_r1
+        for tag, scheduler in zip((Tag.LR_D, Tag.LR_G), self._schedulers, strict=True):
+            if scheduler is not None:
+                scalars[tag] = torch.tensor(scheduler.get_last_lr()[0], device=self.device)
+        values = torch.stack([v.detach().float() for v in scalars.values()])
+        if self.trainer.world_size > 1:
+            # the mean over all ranks' batches; every rank then judges the same figures
+            values = self.trainer.strategy.reduce(values, reduce_op="mean")
+        # note: .tolist() is a host sync; paid once per log point, never on other steps.
+        latest = dict(zip(scalars, values.tolist(), strict=True))
+        self.run.publish(latest, self.g_step)
+        self.run.log(self.trainer, latest)
+
+    # -- optimizers -----------------------------------------------------------------------
+    def configure_optimizers(self) -> Any:
+        # Order matters: training_step unpacks (opt_d, opt_g).
+        optimizers = [self.optimizer_d(self.discriminator.parameters()),
+                      self.optimizer_g(self.generator.parameters())]
+        if not any(self.lr_schedules):
+            return tuple(optimizers)
+        # each schedule runs over the updates its network will make in the run
+        batches = self.trainer.estimated_stepping_batches
+        if not self.max_g_steps and not math.isfinite(batches):
+            raise ValueError("a learning-rate schedule needs the run's length: set "
+                             "trainer.max_epochs or max_g_steps")
+        g_steps = self.max_g_steps or int(batches) // self.n_critic
+        steps = (g_steps * self.n_critic, g_steps)
+        self._schedulers = tuple(
+            make(opt, total_steps=n) if make else None
+            for make, opt, n in zip(self.lr_schedules, optimizers, steps, strict=True))
+        return optimizers, [s for s in self._schedulers if s is not None]
+
+    # -- the networks' calls, and sampling ---------------------------------------------
     def sample_z(self, n: int) -> torch.Tensor:
         return torch.randn(n, self.z_dim, device=self.device)
 
@@ -257,107 +382,10 @@ class GANModule(speedups.FastHookName, L.LightningModule):
         both = self.discriminate(torch.cat([real, fake]), labels, net)
         return both.split([len(real), len(fake)])
 
+    # -- the run ------------------------------------------------------------------------
     @property
     def log_every(self) -> int:
         return self._log_every or self.trainer.log_every_n_steps
-
-    def configure_optimizers(self) -> Any:
-        # Order matters: training_step unpacks (opt_d, opt_g).
-        optimizers = [self.optimizer_d(self.discriminator.parameters()),
-                      self.optimizer_g(self.generator.parameters())]
-        if not any(self.lr_schedules):
-            return tuple(optimizers)
-        # each schedule runs over the updates its network will make in the run
-        batches = self.trainer.estimated_stepping_batches
-        if not self.max_g_steps and not math.isfinite(batches):
-            raise ValueError("a learning-rate schedule needs the run's length: set "
-                             "trainer.max_epochs or max_g_steps")
-        g_steps = self.max_g_steps or int(batches) // self.n_critic
-        steps = (g_steps * self.n_critic, g_steps)
-        self._schedulers = tuple(
-            make(opt, total_steps=n) if make else None
-            for make, opt, n in zip(self.lr_schedules, optimizers, steps, strict=True))
-        return optimizers, [s for s in self._schedulers if s is not None]
-
-    # -- training -----------------------------------------------------------------------
-    def training_step(self, batch: tuple[torch.Tensor, torch.Tensor], batch_idx: int) -> None:
-        real, labels = batch
-        labels = labels if self.num_classes else None
-        opt_d, opt_g = self.optimizers()
-        g_net, d_net = self._trained or (self.generator, self.discriminator)
-
-        # Discriminator (critic): real scored up, fake down. G's forward needs no graph here,
-        # so D's loss reaches D's parameters only (no need to switch G's gradients off).
-        with torch.no_grad():
-            fake_labels = self.sample_labels(len(real))
-            fake = self.generate(self.sample_z(len(real)), fake_labels)
-        seen = self.augment(real)  # DiffAugment: D sees real and fake alike transformed
-        d_real, d_fake = self.score(seen, self.augment(fake), labels, fake_labels, d_net)
-        loss_d = self.loss.d_loss(d_real, d_fake)
-        penalty = None
-        if getattr(self.loss, "penalty", None) is not None:  # WGAN-GP: at interpolates
-            penalty = self.loss.penalty(lambda x: self.discriminate(x, labels), real, fake)
-            loss_d = loss_d + penalty
-        if self.r1_gamma and self._d_steps % self.r1_every == 0:  # R1 at the real batch
-            r1 = r1_penalty(lambda x: self.discriminate(x, labels), seen, self.r1_gamma,
-                            self.r1_every)
-            loss_d = loss_d + r1
-            self._last_r1 = r1.detach()  # logged at the next log point, whichever step it is
-        self.update(opt_d, loss_d, self._schedulers[0])
-        self._d_steps += 1
-
-        if (batch_idx + 1) % self.n_critic:
-            self._last_losses = (loss_d.detach(),)
-            return
-
-        # Generator: fresh noise (and classes), scored by the discriminator just updated. G's loss
-        # back-propagates through D to G; D's own weight gradients are not needed, nor computed.
-        with frozen(self._d_params):
-            fake_labels = self.sample_labels(len(real))
-            fake = self.generate(self.sample_z(len(real)), fake_labels, g_net)
-            loss_g = self.loss.g_loss(self.discriminate(self.augment(fake), fake_labels))
-            self.update(opt_g, loss_g, self._schedulers[1])
-        self.g_step += 1
-        if self.generator_ema is not None:
-            self.generator_ema.update(self.generator, self.g_step)
-        self._last_losses = (loss_d.detach(), loss_g.detach())
-        if self.max_g_steps and self.g_step >= self.max_g_steps:
-            self.trainer.should_stop = True
-
-        if self.g_step % self.log_every == 0:
-            scalars = {
-                Tag.LOSS_D: loss_d,
-                Tag.LOSS_G: loss_g,
-                Tag.D_REAL: self.prob(d_real).mean(),
-                Tag.D_FAKE: self.prob(d_fake).mean(),
-            }
-            if penalty is not None:
-                scalars[Tag.PENALTY] = penalty
-            if self._last_r1 is not None:
-                scalars[Tag.R1] = self._last_r1
-            for tag, scheduler in zip((Tag.LR_D, Tag.LR_G), self._schedulers, strict=True):
-                if scheduler is not None:
-                    scalars[tag] = torch.tensor(scheduler.get_last_lr()[0], device=self.device)
-            values = torch.stack([v.detach().float() for v in scalars.values()])
-            if self.trainer.world_size > 1:
-                # the mean over all ranks' batches; every rank then judges the same figures
-                values = self.trainer.strategy.reduce(values, reduce_op="mean")
-            # note: .tolist() is a host sync; paid once per log point, never on other steps.
-            latest = dict(zip(scalars, values.tolist(), strict=True))
-            self.run.publish(latest, self.g_step)
-            self.run.log(self.trainer, latest)
-
-    def update(self, optimizer: Any, loss: torch.Tensor, scheduler: Any = None) -> None:
-        """One step of ``optimizer`` (a LightningOptimizer) down the gradient of ``loss``, then
-        of its learning-rate schedule if it has one."""
-        if self._direct:
-            speedups.direct_step(optimizer, loss)
-        else:
-            optimizer.zero_grad(set_to_none=True)
-            self.manual_backward(loss)
-            optimizer.step()
-        if scheduler is not None:
-            scheduler.step()
 
     def on_train_start(self) -> None:
         self.speedups = speedups.apply(self.trainer, self, self.fast)
@@ -368,37 +396,16 @@ class GANModule(speedups.FastHookName, L.LightningModule):
         speedups.restore()
 
     def check_finite(self) -> bool:
-        """Whether the weights, the last losses and the fixed samples are all finite.
-
-        The health monitor reads the losses only at log points, so a run shorter than one log
-        interval, or one that turns NaN in an epoch's last steps, reaches the epoch's end with
-        non-finite weights. Everything done there (metrics, sample grids, checkpoints) asks
-        this first; a non-finite state ends the run as ``diverged``. Checked once per
-        generator step (one host sync); under DDP all ranks agree.
+        """Whether the weights, the last losses and the fixed samples are all finite: what the
+        work at an epoch's end (metrics, sample grids, checkpoints) asks first. A non-finite
+        state ends the run as diverged (``divergence.check``); asked once per generator step.
         """
-        if self.run.status == Status.DIVERGED:
-            return False
-        if self._finite_at == self.g_step:
+        if self._finite_at == self.g_step and self.run.status != Status.DIVERGED:
             return True
-        with torch.no_grad():
-            tensors = [*self.parameters(), *self.buffers(), *self._last_losses,
-                       self.fixed_samples()]
-            finite = torch.stack([t.isfinite().all() for t in tensors]).all().float()
-        if self.trainer.world_size > 1:
-            finite = self.trainer.strategy.reduce(finite, reduce_op="min")
-        if bool(finite):
+        finite = divergence.check(self)
+        if finite:
             self._finite_at = self.g_step
-            return True
-        self.run.end(Status.DIVERGED, (
-            f"Training diverged: non-finite weights, losses or samples at generator step "
-            f"{self.g_step} (epoch {self.current_epoch}). {self.DIVERGED_ADVICE}"))
-        self.trainer.should_stop = True
-        return False
-
-    #: what a diverged run's message suggests
-    DIVERGED_ADVICE = ("The run was stopped and its last finite checkpoint kept. Try a lower "
-                       "learning rate (optimizer.lr), the stable loss (loss=ns), or full "
-                       "precision (trainer.precision=32-true).")
+        return finite
 
     def on_train_epoch_start(self) -> None:
         if self._resumed_epoch == self.current_epoch:

@@ -2,7 +2,7 @@
 
 Under DDP the metrics split sample generation and feature extraction between the ranks
 (``block``) and put the pieces back together (``gather``); without a process group both are
-the identity.
+the identity. A datamodule's loader takes its rank's share of the batches (``trainer_ranks``).
 """
 
 from __future__ import annotations
@@ -41,3 +41,12 @@ def block(n: int) -> range:
         return range(n)
     rank, world = dist.get_rank(), dist.get_world_size()
     return range(rank * n // world, (rank + 1) * n // world)
+
+
+def trainer_ranks(datamodule: Any) -> dict[str, int]:
+    """``rank`` and ``world_size`` of the trainer a datamodule serves; one process when it
+    serves none."""
+    trainer = getattr(datamodule, "trainer", None)
+    if trainer is None:
+        return {"rank": 0, "world_size": 1}
+    return {"rank": trainer.global_rank, "world_size": trainer.world_size}

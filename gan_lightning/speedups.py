@@ -6,13 +6,13 @@ weights are bit-identical with ``fast=true`` (the default: all on) and ``fast=fa
 off); ``tests/test_speedups.py`` checks it. Each first checks that the names it relies on are
 there; when a Lightning release has changed them, the run goes on without that speed-up and
 says so in one warning. ``metrics.json`` lists those that were on (``speedups``). What each
-saves is measured by ``python benchmarks/speedups.py`` (figures in ``benchmarks/README.md``).
+saves is measured by ``python benchmarks/speedups.py``.
 
 - ``hook_name``: Lightning sets ``LightningModule._current_fx_name`` around every hook call
-  (~50 a step) and ``nn.Module.__setattr__`` checks each for parameters and submodules; the
-  module stores the plain string directly instead (``FastHookName``).
+  (dozens a step) and ``nn.Module.__setattr__`` checks each for parameters and submodules;
+  the module stores the plain string directly instead (``FastHookName``).
 - ``profiler``: with no profiler chosen, Lightning's ``PassThroughProfiler`` builds a
-  generator-based context manager for each of ~90 ``profile()`` calls a step;
+  generator-based context manager for each of the many ``profile()`` calls of a step;
   ``NullProfiler`` hands out one reusable ``nullcontext``.
 - ``callback_hooks``: Lightning's ``_call_callback_hooks`` calls every hook of every callback,
   formatting a profiler label (``ModelCheckpoint``'s from its arguments) for each; with a
@@ -38,11 +38,11 @@ saves is measured by ``python benchmarks/speedups.py`` (figures in ``benchmarks/
   ``trainer.enable_validation`` (a walk over the module's methods for ``validation_step``); a
   run without validation (no ``validation_step``, no validation data or
   ``limit_val_batches=0``, all fixed when training starts) is answered "no" once.
-- ``tensorboard_crc``: TensorBoard checksums every event record (CRC-32C) in pure Python:
-  ~17 ms for an epoch's 65 KB sample grid, on its writer thread but holding the GIL that the
-  training loop needs. ``google-crc32c``'s C code computes the same checksum (the event files
-  are byte-identical). Not a Lightning name: TensorBoard's ``record_writer.masked_crc32c``,
-  replaced (with a function that returns what it returns).
+- ``tensorboard_crc``: TensorBoard checksums every event record (CRC-32C) in pure Python,
+  byte by byte, so an epoch's sample grid keeps it busy on its writer thread, holding the GIL
+  that the training loop needs. ``google-crc32c``'s C code computes the same checksum (the
+  event files are byte-identical). Not a Lightning name: TensorBoard's
+  ``record_writer.masked_crc32c``, replaced (with a function that returns what it returns).
 
 Scope: every speed-up acts on one trainer and its module only, and nothing changes when the
 package is imported. The two that must replace a module-level function (``callback_hooks``:
@@ -50,12 +50,11 @@ Lightning's ``_call_callback_hooks``; ``tensorboard_crc``: ``masked_crc32c``) re
 a ``GANModule`` starts training and put the original back when it is torn down (``restore``);
 in between, any other trainer is dispatched by Lightning's own function.
 
-Not here, and why: the DDP launcher subclass in ``distributed.py`` is how a Hydra job starts
-its ranks, not a speed-up (no public API does it); ``metrics/features.py`` calls
-torchmetrics' ``_torch_fidelity_forward`` to get Inception's features and logits from one
-pass (with the recorded resize antialiasing), and falls back with a warning to
-torch-fidelity's public forward where that name is gone: it stays there because the
-metrics import nothing of the training side.
+Not here: private names used for something other than speed (starting DDP ranks from a
+Hydra job, the checkpoint callback's last.ckpt, Inception's one-pass forward, ...). Every
+private name of another package used anywhere in ``gan_lightning``, this module's included,
+is listed with its module and why in ``tests/test_layout.py`` (``PRIVATE_NAMES``), which fails
+on any name not listed there.
 """
 
 from __future__ import annotations
@@ -254,8 +253,8 @@ def direct_step(optimizer: Any, loss: torch.Tensor) -> None:
     """``zero_grad(set_to_none=True)``, ``manual_backward`` and ``LightningOptimizer.step`` as
     they reduce in full precision on one device, without their hook dispatch; the loop's step
     counters still count the step. The gradients are dropped as torch's ``zero_grad`` drops
-    them, without the profiler label it opens around that (~50 us a call on this project's
-    CPUs, where the report MLP's step is ~2 ms)."""
+    them, without the profiler label it opens around that (a fixed cost per call, which a
+    small model's step notices: ``benchmarks/speedups.py``)."""
     for group in optimizer.param_groups:
         for param in group["params"]:
             param.grad = None

@@ -138,9 +138,10 @@ class NaNAfterFirstEpoch:
 
 
 def test_diverged_run_stops_and_keeps_its_last_finite_checkpoint(tiny_data, tmp_path):
-    """A NaN loss in epoch 2 (of 3): the run stops as 'diverged' at the next log point and
-    keeps epoch 1's checkpoint (HealthMonitor + RunCheckpoint docstrings). loss=ns, because
-    loss=bce crashes on NaN instead (see test_losses.py::test_report_bce_propagates_nan)."""
+    """A NaN loss from epoch 2 (of 3) on: the run stops as 'diverged' at that epoch's first
+    log point and keeps epoch 1's checkpoint (HealthMonitor + RunCheckpoint docstrings).
+    loss=ns; every loss returns NaN rather than raising
+    (test_losses.py::test_losses_propagate_nan_instead_of_raising)."""
     cfg = compose_cfg([*NO_METRICS, "trainer.max_epochs=3", "loss=ns"], tiny_data, tmp_path)
     datamodule, module, trainer = build(cfg)
     module.loss = NaNAfterFirstEpoch(module.loss, module)

@@ -122,8 +122,8 @@ def test_every_loss_reads_logits_as_probabilities():
                          ids=["bce", "ns", "minimax"])
 def test_losses_propagate_nan_instead_of_raising(loss):
     """A blown-up D gives NaN logits; the loss must return NaN (so the health monitor reports
-    'diverged'), not raise. ReportBCELoss raises: F.binary_cross_entropy rejects NaN input
-    ("all elements of input should be between 0 and 1")."""
+    'diverged'), not raise. ReportBCELoss too: F.binary_cross_entropy rejects NaN input
+    ("all elements of input should be between 0 and 1"), so NaN takes its NaN-safe path."""
     nan = t(math.nan, 0.0)
     assert math.isnan(loss.g_loss(nan).item())
     assert math.isnan(loss.d_loss(nan, t(0.0, 0.0)).item())

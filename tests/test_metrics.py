@@ -11,7 +11,7 @@ from torchmetrics.image.fid import FrechetInceptionDistance
 
 from conftest import REPO
 from gan_lightning.cache import default_cache_dir
-from gan_lightning.data import labelled_splits
+from gan_lightning.data import GANDataModule
 from gan_lightning.metrics import features as features_mod
 from gan_lightning.metrics import precision_recall
 from gan_lightning.metrics.features import ClassifierFeatures, IdentityFeatures
@@ -70,6 +70,11 @@ def test_one_repeated_image_has_no_recall():
     assert recall < 0.02
 
 
+def mnist_splits(root):
+    """MNIST's labelled splits under ``root``, as the classifier metrics get them."""
+    return GANDataModule("mnist", str(root), download=False, source="torchvision").labelled_splits
+
+
 @pytest.fixture
 def tiny_classifier_settings():
     return {"epochs": 1, "batch_size": 64}
@@ -77,7 +82,7 @@ def tiny_classifier_settings():
 
 def test_classifier_is_cached_and_reused(tiny_data, tmp_path, monkeypatch,
                                          tiny_classifier_settings):
-    first = ClassifierFeatures("mnist", labelled_splits("mnist", tiny_data), tmp_path, "full",
+    first = ClassifierFeatures("mnist", mnist_splits(tiny_data), tmp_path, "full",
                                [1, 28, 28], 10, **tiny_classifier_settings)
     assert first.path.exists() and 0 <= first.test_accuracy <= 1
 
@@ -85,21 +90,22 @@ def test_classifier_is_cached_and_reused(tiny_data, tmp_path, monkeypatch,
         raise AssertionError("retrained although cached")
 
     monkeypatch.setattr(features_mod, "_train_classifier", no_training)
-    second = ClassifierFeatures("mnist", labelled_splits("mnist", tiny_data), tmp_path, "full",
+    second = ClassifierFeatures("mnist", mnist_splits(tiny_data), tmp_path, "full",
                                 [1, 28, 28], 10, **tiny_classifier_settings)
     x = torch.rand(4, 1, 28, 28) * 2 - 1
     assert torch.equal(first(x), second(x))
     # another training setting is another cache entry
     with pytest.raises(AssertionError, match="retrained"):
-        ClassifierFeatures("mnist", labelled_splits("mnist", tiny_data), tmp_path, "full",
+        ClassifierFeatures("mnist", mnist_splits(tiny_data), tmp_path, "full",
                            [1, 28, 28], 10, epochs=2)
 
 
 def test_concurrent_processes_produce_one_cache_file(tiny_data, tmp_path):
     code = (
         "import sys; from gan_lightning.metrics.features import ClassifierFeatures as C; "
-        "from gan_lightning.data import labelled_splits as S; "
-        "c = C('mnist', S('mnist', sys.argv[1]), sys.argv[2], 'full', [1, 28, 28], 10, epochs=1); "
+        "from gan_lightning.data import GANDataModule as D; "
+        "S = D('mnist', sys.argv[1], download=False, source='torchvision').labelled_splits; "
+        "c = C('mnist', S, sys.argv[2], 'full', [1, 28, 28], 10, epochs=1); "
         "print(c.path)"
     )
     procs = [subprocess.Popen([sys.executable, "-c", code, str(tiny_data), str(tmp_path)],
@@ -202,9 +208,10 @@ def test_evaluator_leaves_training_rng_and_memory_alone(tiny_data, tmp_path, cap
 
 @pytest.mark.mnist
 def test_fid_separates_real_halves_from_noise(shared_mnist):
-    from gan_lightning.data import load_images, to_unit_range
+    from gan_lightning.datasets import load_images
+    from gan_lightning.pixels import to_unit_range
 
-    extractor = ClassifierFeatures("mnist", labelled_splits("mnist", shared_mnist),
+    extractor = ClassifierFeatures("mnist", mnist_splits(shared_mnist),
                                    default_cache_dir(shared_mnist), "full", [1, 28, 28], 10)
     assert extractor.test_accuracy >= 0.99
     images, _, _ = load_images("mnist", shared_mnist, train=False, download=False)

@@ -4,7 +4,7 @@ import lightning as L
 import pytest
 import torch
 
-from gan_lightning.data import InMemoryLoader
+from gan_lightning.loader import InMemoryLoader
 from gan_lightning.losses import ReportBCELoss
 from gan_lightning.models import MLPDiscriminator, MLPGenerator
 from gan_lightning.module import GANModule, frozen

@@ -278,7 +278,7 @@ def fit_plain(root):
             "global_step": trainer.global_step}
 
 if sys.argv[1] == "gan":
-    from gan_lightning.data import InMemoryLoader
+    from gan_lightning.loader import InMemoryLoader
     from gan_lightning.losses import NonSaturatingLoss
     from gan_lightning.models import MLPDiscriminator, MLPGenerator
     from gan_lightning.module import GANModule

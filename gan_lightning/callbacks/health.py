@@ -10,6 +10,7 @@ from typing import Any
 import lightning as L
 import torch
 
+from gan_lightning import divergence
 from gan_lightning.module import GANModule
 from gan_lightning.pixels import unit_float
 from gan_lightning.record import Status, Tag
@@ -35,7 +36,7 @@ class HealthMonitor(L.Callback):
       ``min_diversity`` times that of as many training images: G draws (nearly) the same
       picture for every z, which D's outputs alone do not show. Judged from
       ``diversity_warmup`` generator steps on, since every model starts out that way (the
-      ratios measured early in training are in ``benchmarks/README.md``). The ratio is
+      ratios early in training: ``val/diversity`` in any run's TensorBoard). The ratio is
       logged as ``val/diversity`` each epoch (1: as varied as the data).
     """
 
@@ -70,10 +71,9 @@ class HealthMonitor(L.Callback):
         d_real, d_fake = m[Tag.D_REAL], m[Tag.D_FAKE]
 
         if not (math.isfinite(loss_d) and math.isfinite(loss_g)):
-            self._stop(trainer, pl_module, Status.DIVERGED,
-                       f"Training diverged: a non-finite loss (loss_d={loss_d}, loss_g={loss_g}) "
-                       f"at generator step {step} (epoch {trainer.current_epoch}). "
-                       f"{GANModule.DIVERGED_ADVICE}")
+            self._stop(trainer, pl_module, Status.DIVERGED, divergence.message(
+                f"a non-finite loss (loss_d={loss_d}, loss_g={loss_g})", step,
+                trainer.current_epoch))
             return
 
         if not pl_module.probabilistic:

@@ -26,8 +26,8 @@ def sample_grid(images: torch.Tensor, nrow: int = 8) -> torch.Tensor:
 def png(grid: torch.Tensor) -> bytes:
     """A ``(3, H, W)`` image in [0, 1] as PNG bytes, rounded as ``torchvision.utils.save_image``
     rounds. zlib level 1: the grid is encoded each epoch, and level 6 (PIL's default, and what
-    ``save_image`` and TensorBoard's ``add_image`` use) took 2.5x as long on a sample grid for a
-    file no smaller."""
+    ``save_image`` and TensorBoard's ``add_image`` use) is slower on such a grid for a file
+    no smaller."""
     pixels = grid.mul(255).add_(0.5).clamp_(0, 255).permute(1, 2, 0).to("cpu", torch.uint8)
     buffer = io.BytesIO()
     Image.fromarray(pixels.numpy()).save(buffer, format="PNG", compress_level=1)
