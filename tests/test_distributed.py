@@ -19,8 +19,8 @@ import torch.multiprocessing as mp
 from hydra.utils import instantiate
 
 from conftest import FAST, NO_METRICS, REPO, compose_cfg
-from gan_lightning.data import InMemoryLoader
 from gan_lightning.distributed import param_spread
+from gan_lightning.loader import InMemoryLoader
 
 #: 2 processes, a few steps, small metrics (the classifier trains for one epoch)
 DDP = ["trainer=ddp", "hydra/launcher=basic", *FAST]
@@ -158,26 +158,6 @@ def test_sigterm_to_rank_zero_stops_both_ranks_with_a_checkpoint(tiny_data, tmp_
     assert ckpt["g_step"] == record["g_steps"]  # saved at the stop, not at the last epoch end
 
 
-def test_ddp_run_resumed_at_an_epoch_boundary_ends_with_the_same_weights(tiny_data, tmp_path):
-    """Each rank draws its latents from (seed, epoch, rank): a resumed DDP run continues
-    with the draws an uninterrupted one makes."""
-    from conftest import run_train
-
-    common = ["trainer=ddp", *NO_METRICS]
-    run_train([*common, "trainer.max_epochs=2"], tiny_data, tmp_path / "whole")
-    run_train([*common, "trainer.max_epochs=1"], tiny_data, tmp_path / "half")
-    (half,) = (tmp_path / "half").glob("runs/*/*")
-    run_train([*common, "trainer.max_epochs=2", f"ckpt_path={half / 'last.ckpt'}"], tiny_data,
-              tmp_path / "resumed")
-    (whole,) = (tmp_path / "whole").glob("runs/*/*")
-    (resumed,) = (tmp_path / "resumed").glob("runs/*/*")
-    a = torch.load(whole / "last.ckpt", weights_only=True)
-    b = torch.load(resumed / "last.ckpt", weights_only=True)
-    assert a["g_step"] == b["g_step"] == 8
-    for key, value in a["state_dict"].items():
-        torch.testing.assert_close(b["state_dict"][key], value, rtol=0, atol=1e-6, msg=key)
-
-
 def test_ranks_draw_different_latents_and_each_rank_the_same_again(tiny_data, tmp_path):
     """seed_everything seeds every rank alike; without a per-rank stream each global batch
     would hold every fake ``devices`` times."""
@@ -196,10 +176,15 @@ def test_ranks_draw_different_latents_and_each_rank_the_same_again(tiny_data, tm
     assert torch.equal(draws(1, 3), draws(1, 3))
 
 
-def test_ddp_run_interrupted_mid_epoch_resumes_each_rank_exactly(tiny_data, tmp_path):
+def test_ddp_runs_resumed_mid_epoch_and_at_an_epoch_boundary_end_as_never_stopped(tiny_data,
+                                                                                 tmp_path):
     """Under DDP each rank draws from its own random state: a checkpoint keeps every rank's,
-    and the resumed epoch goes on from them (no fresh per-epoch seeding mid-way)."""
+    and an epoch resumed mid-way goes on from them (no fresh per-epoch seeding mid-way); at
+    an epoch boundary each rank draws its latents from (seed, epoch, rank). Either way the
+    resumed run ends with the weights of the run never stopped (one run for both)."""
     from test_train import assert_same_run, interrupted_then_resumed
+
+    from conftest import run_train
 
     common = ["trainer=ddp", *NO_METRICS, "trainer.max_epochs=2", "seed=4"]
     whole, resumed, cut = interrupted_then_resumed(common, tiny_data, tmp_path, epoch=1, batch=0)
@@ -209,3 +194,14 @@ def test_ddp_run_interrupted_mid_epoch_resumes_each_rank_exactly(tiny_data, tmp_
     assert len(torch.load(tmp_path / "cut" / "last.ckpt", weights_only=True)["rng"][
         "torch_ranks"]) == 2
     assert_same_run(whole, resumed)
+
+    half = [a if a != "trainer.max_epochs=2" else "trainer.max_epochs=1" for a in common]
+    half.append("hydra.run.dir=" + str(tmp_path / "half"))
+    run_train(half, tiny_data, tmp_path)
+    run_train([*common, f"ckpt_path={tmp_path / 'half' / 'last.ckpt'}",
+               "hydra.run.dir=" + str(tmp_path / "after_half")], tiny_data, tmp_path)
+    after_half = torch.load(tmp_path / "after_half" / "last.ckpt", weights_only=True)
+    assert whole["g_step"] == after_half["g_step"] == 8
+    for key, value in whole["state_dict"].items():
+        torch.testing.assert_close(after_half["state_dict"][key], value, rtol=0, atol=1e-6,
+                                   msg=key)

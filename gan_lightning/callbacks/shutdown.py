@@ -73,7 +73,11 @@ class GracefulShutdown(L.Callback):
             + (" - a job requeued by SLURM resumes by itself (resume=auto)"
                if self.signum in self.HAND_OVER else "")))
         checkpoint = trainer.checkpoint_callback
-        if isinstance(checkpoint, RunCheckpoint):
+        # On an epoch's last batch the epoch's own last.ckpt (at its end, next) is the one to
+        # resume from: one written at the batch's end resumes into a next epoch that Lightning
+        # never counts as started, and a cut in that epoch then resumes at its first batch.
+        last_batch = trainer.fit_loop.epoch_loop.batch_progress.is_last_batch
+        if isinstance(checkpoint, RunCheckpoint) and not last_batch:
             checkpoint._save_last_checkpoint(trainer, checkpoint._monitor_candidates(trainer))
         trainer.should_stop = True
         log.warning("%s", pl_module.run.message)
