@@ -95,6 +95,31 @@ def test_sample_grid_is_laid_out_by_the_swept_axes(tmp_path):
     assert (sweep / "report_files" / "losses_z_dim.png").is_file()
 
 
+def test_runs_measured_with_different_extractors_are_flagged(tmp_path):
+    """Two classifiers trained apart share a cache name, not their weights: the report says
+    which runs were measured with which, above its verdicts; one extractor: no caution."""
+    sweep = tmp_path / "sweep"
+    for num, (opt, weights) in enumerate([("sgd", "aaa"), ("sgd", "aaa"), ("adam", "bbb")]):
+        run = fake_run(sweep, num, [f"optimizer={opt}", f"seed={num}"], fid=[100.0 + num])
+        record = json.loads((run / "metrics.json").read_text())
+        record["metrics_protocol"] = {"feature": "classifier", "classifier_cache": "c.pt",
+                                      "classifier_weights": weights}
+        (run / "metrics.json").write_text(json.dumps(record))
+    out = build_report(sweep)
+    summary = json.loads(out["json"].read_text())
+    assert summary["feature_extractors"] == {"classifier c.pt (weights aaa)": 2,
+                                             "classifier c.pt (weights bbb)": 1}
+    md = out["markdown"].read_text()
+    assert md.index("Caution: these runs' figures come from 2 different") < md.index("Verdicts")
+    record = json.loads((sweep / "2_optimizer=adam,seed=2" / "metrics.json").read_text())
+    record["metrics_protocol"]["classifier_weights"] = "aaa"
+    (sweep / "2_optimizer=adam,seed=2" / "metrics.json").write_text(json.dumps(record))
+    out = build_report(sweep)
+    assert "Caution" not in out["markdown"].read_text()
+    assert json.loads(out["json"].read_text())["feature_extractors"] == {
+        "classifier c.pt (weights aaa)": 3}
+
+
 def test_cli_reports_a_missing_folder_in_one_line(tmp_path):
     proc = subprocess.run([sys.executable, "-m", "gan_lightning.report", str(tmp_path / "nope")],
                           capture_output=True, text=True, cwd=REPO)

@@ -289,6 +289,7 @@ class Evaluator(L.Callback):
         if self.feature == "classifier" and self.extractor is not None:
             protocol["classifier_test_accuracy"] = self.extractor.test_accuracy
             protocol["classifier_cache"] = self.extractor.path.name
+            protocol["classifier_weights"] = self.extractor.weights_digest
         if self.feature == "inception":
             protocol.update(antialias=self.antialias, weights_path=self.weights_path)
         return protocol

@@ -131,6 +131,15 @@ def _train_classifier(data: LabelledSplits, settings: dict[str, Any], img_shape:
     return model.state_dict(), correct / len(x_test)
 
 
+def weights_digest(state_dict: dict[str, torch.Tensor]) -> str:
+    """A short hash of a state dict's names and values."""
+    h = hashlib.sha256()
+    for name in sorted(state_dict):
+        h.update(name.encode())
+        h.update(state_dict[name].detach().cpu().contiguous().numpy().tobytes())
+    return h.hexdigest()[:12]
+
+
 class ClassifierFeatures(nn.Module):
     """Features and logits of a small CNN trained once per dataset and cached on disk.
 
@@ -172,6 +181,9 @@ class ClassifierFeatures(nn.Module):
         self.net.eval().requires_grad_(False)
         self.num_features = self.settings["feature_dim"]
         self.cache_id = self.path.stem
+        #: the weights themselves: classifiers trained from the same settings on two machines
+        #: share a cache name but not their weights, and FIDs compare only on the same weights
+        self.weights_digest = weights_digest(saved["state_dict"])
 
     def train(self, mode: bool = True) -> ClassifierFeatures:
         return super().train(False)  # always frozen, always in eval mode

@@ -211,6 +211,22 @@ def verdict_blocks(runs: list[Run], settings: list[str]) -> tuple[list[Block], l
     return blocks, found
 
 
+def feature_extractor(run) -> str | None:
+    """Which feature extractor measured a run's figures, in words (None: no figures). A
+    classifier is named by its weights (older records: by its test accuracy, which differs
+    between classifiers trained apart)."""
+    protocol = run.record.get("metrics_protocol") or {}
+    feature = protocol.get("feature")
+    if feature == "classifier":
+        weights = protocol.get("classifier_weights")
+        which = (f"weights {weights}" if weights else
+                 f"test accuracy {protocol.get('classifier_test_accuracy')}")
+        return f"classifier {protocol.get('classifier_cache', '?')} ({which})"
+    if feature == "inception":
+        return f"inception ({protocol.get('weights_path') or 'torch-fidelity weights'})"
+    return feature
+
+
 def build_report(sweep_dirs: str | Path | list[str | Path],
                  out: str | Path | None = None) -> dict[str, Path]:
     """Write ``report.md``, ``report.html``, ``report.json`` and ``report_files/*.png`` into
@@ -240,8 +256,16 @@ def build_report(sweep_dirs: str | Path | list[str | Path],
     blocks: list[Block] = [Heading(title, 1), Text(
         f"{len(runs)} runs ({statuses(runs)}). Swept: {', '.join(axes) or 'nothing'}. "
         f"Fixed overrides: {', '.join(f'{k}={v}' for k, v in fixed.items()) or 'none'}. "
-        f"FID features: {protocol.get('feature', 'n/a')} (see README, Metrics); "
-        "losses and D outputs are the last logged values.")]
+        f"FID features: {protocol.get('feature', 'n/a')} (see gan-lightning's "
+        "docs/metrics.md); losses and D outputs are the last logged values.")]
+    used = Counter(e for e in map(feature_extractor, runs) if e)
+    if len(used) > 1:
+        blocks.append(Text(
+            f"Caution: these runs' figures come from {len(used)} different feature "
+            f"extractors ({'; '.join(f'{e}: {n} runs' for e, n in sorted(used.items()))}). "
+            "FID, KID, IS and precision/recall compare only between runs measured with the "
+            "same one, so verdicts across them are not sound; `gan-eval` measures a "
+            "checkpoint again with one extractor."))
     judged, found = verdict_blocks(runs, settings)
     blocks += judged
     blocks += [Heading("Runs"), runs_table(runs, axes)]
@@ -278,6 +302,7 @@ def build_report(sweep_dirs: str | Path | list[str | Path],
     summary.write_text(json.dumps({
         "sweeps": [str(d) for d in dirs], "axes": settings, "runs": len(runs),
         "statuses": dict(Counter(str(r.status) for r in runs)), "method": METHOD,
+        "feature_extractors": dict(sorted(used.items())),
         "verdicts": headlines(found),
         "comparisons": [jsonable(c) for c in found]}, indent=2) + "\n")
     log.info("report: %s, %s, %s", md, page, summary)
