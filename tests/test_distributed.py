@@ -82,6 +82,7 @@ class _Maker:
         return module, evaluator, SimpleNamespace(datamodule=datamodule)
 
 
+@pytest.mark.ddp
 def test_metrics_on_two_ranks_equal_one_process(tiny_data, tmp_path):
     cfg = compose_cfg([*FAST, "metrics.fid.num_fake=300", "metrics.is.num_fake=300",
                        "metrics.fid.num_real=128"], tiny_data, tmp_path / "run")
@@ -112,6 +113,7 @@ def read_metrics(run_dir: Path) -> dict:
     return json.loads((run_dir / "metrics.json").read_text())
 
 
+@pytest.mark.ddp
 def test_ddp_sweep_trains_each_job_on_two_processes(tiny_data, tmp_path):
     from conftest import run_train
 
@@ -131,6 +133,7 @@ def test_ddp_sweep_trains_each_job_on_two_processes(tiny_data, tmp_path):
     assert json.loads((jobs[0] / "metrics.json").read_text())["seed"] == 1
 
 
+@pytest.mark.ddp
 def test_sigterm_to_rank_zero_stops_both_ranks_with_a_checkpoint(tiny_data, tmp_path):
     env = {**os.environ, "GAN_DATA_DIR": str(tiny_data), "PYTHONWARNINGS": "ignore"}
     args = [sys.executable, str(REPO / "train.py"), "trainer=ddp", *NO_METRICS,
@@ -176,6 +179,7 @@ def test_ranks_draw_different_latents_and_each_rank_the_same_again(tiny_data, tm
     assert torch.equal(draws(1, 3), draws(1, 3))
 
 
+@pytest.mark.ddp
 def test_ddp_runs_resumed_mid_epoch_and_at_an_epoch_boundary_end_as_never_stopped(tiny_data,
                                                                                  tmp_path):
     """Under DDP each rank draws from its own random state: a checkpoint keeps every rank's,
