@@ -130,6 +130,7 @@ RECORD_FILE = "metrics.json"
 #: where each figure the report shows sits in a record: name -> (key, key within it or None)
 FIGURES: dict[str, tuple[str, str | None]] = {
     "fid": ("fid", "final"), "best_fid": ("fid", "best"), "best_epoch": ("fid", "best_epoch"),
+    "fid_final_over_best": ("fid", "final_over_best"),
     "kid": ("kid", "final"), "kid_std": ("kid_std", "final"),
     "is": ("is", "final"), "precision": ("precision", "final"), "recall": ("recall", "final"),
     "loss_d": ("final", Tag.short(Tag.LOSS_D)), "loss_g": ("final", Tag.short(Tag.LOSS_G)),
@@ -140,12 +141,21 @@ FIGURES: dict[str, tuple[str, str | None]] = {
 }
 
 
+def final_over_best(final: Any, best: Any) -> float | None:
+    """A final FID over the run's best (1.0: it ended at its best), where both are finite."""
+    if not all(isinstance(v, int | float) and math.isfinite(v) for v in (final, best)):
+        return None
+    return final / best if best > 0 else None
+
+
 def figure(record: dict[str, Any], name: str) -> float | None:
     """One number of a record by its ``FIGURES`` name (``None`` where the record has none)."""
     key, inner = FIGURES[name]
     value = record.get(key)
     if inner is not None:
         value = (value or {}).get(inner) if isinstance(value, dict | None) else None
+    if value is None and name == "fid_final_over_best":  # records from before it was kept
+        value = final_over_best(figure(record, "fid"), figure(record, "best_fid"))
     return value if isinstance(value, int | float) else None
 
 

@@ -56,7 +56,7 @@ def test_report_tables_match_metrics_json(sweep):
     rows = table_rows(md, "Runs")
     assert len(rows) == 7
     assert [r[3] for r in rows] == ["ok"] * 4 + ["failed", "incomplete", "unreadable"]
-    assert rows[0][:7] == ["0", "sgd", "1", "ok", "200", "200", "-"]
+    assert rows[0][:8] == ["0", "sgd", "1", "ok", "200", "200", "1.00", "-"]
     over_seeds = {r[0]: r for r in table_rows(md, "Over seeds")}
     # sgd: two ok runs with final FID 200 and 220, plus the incomplete and unreadable ones
     sgd_fid = f"{statistics.mean([200, 220]):.4g} ± {statistics.stdev([200, 220]):.4g}"
@@ -118,6 +118,17 @@ def test_runs_measured_with_different_extractors_are_flagged(tmp_path):
     assert "Caution" not in out["markdown"].read_text()
     assert json.loads(out["json"].read_text())["feature_extractors"] == {
         "classifier c.pt (weights aaa)": 3}
+
+
+def test_a_run_that_ended_past_its_best_shows_how_far(tmp_path):
+    """final / best FID: 1.00 for a run that ended at its best evaluation; above 1 for one
+    that peaked earlier (records without the figure get it from their final and best)."""
+    sweep = tmp_path / "sweep"
+    fake_run(sweep, 0, ["optimizer=sgd"], fid=[300.0, 100.0])
+    fake_run(sweep, 1, ["optimizer=adam"], fid=[300.0, 100.0, 130.0])
+    rows = {r[1]: r for r in table_rows(build_report(sweep)["markdown"].read_text(), "Runs")}
+    assert rows["sgd"][3:6] == ["100", "100", "1.00"]
+    assert rows["adam"][3:6] == ["130", "100", "1.30"]
 
 
 def test_cli_reports_a_missing_folder_in_one_line(tmp_path):

@@ -50,6 +50,7 @@ def test_single_run_writes_everything(single_run):
     assert set(metrics["final"]) == {"loss_d", "loss_g", "d_real", "d_fake"}
     assert metrics["warnings"] == []
     assert metrics["fid"]["final"] > 0 and metrics["fid"]["best_epoch"] == 1
+    assert metrics["fid"]["final_over_best"] == 1.0  # one evaluation: the final is the best
     assert "trainer.max_epochs=1" in metrics["overrides"]
     assert metrics["g_steps_per_s"] > 0 and metrics["wall_time_s"] > 0
 

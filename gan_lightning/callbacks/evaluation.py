@@ -31,7 +31,7 @@ from gan_lightning.metrics.features import build_extractor, choose_feature
 from gan_lightning.metrics.quality import SampleQuality
 from gan_lightning.module import GANModule
 from gan_lightning.ranks import block
-from gan_lightning.record import QUALITY_METRICS, Tag
+from gan_lightning.record import QUALITY_METRICS, Tag, final_over_best
 
 log = logging.getLogger(__name__)
 
@@ -308,6 +308,10 @@ class Evaluator(L.Callback):
             out["class_shares"]["real"] = self.quality.real_shares.tolist()
         if self.best is not None:  # the lowest finite FID
             out["fid"].update(best=self.best["fid"], best_epoch=self.best["epoch"])
+            # whether the run ended at its peak (1.0) or past it: final over best
+            ratio = final_over_best(out["fid"]["final"], self.best["fid"])
+            if ratio is not None:
+                out["fid"]["final_over_best"] = ratio
         scores = [h["is"] for h in self.history if math.isfinite(h.get("is", math.nan))]
         if scores:
             out["is"]["best"] = max(scores)

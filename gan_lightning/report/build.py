@@ -55,6 +55,8 @@ COLUMNS = [
     # 4 significant digits: image FIDs (108.6) and 2-D point FIDs (0.03817) alike
     ("final FID", "fid", "{:.4g}"),
     ("best FID", "best_fid", "{:.4g}"),
+    # 1.00: the run ended at its best evaluation; 1.30: its final FID is 30% above its best
+    ("final / best FID", "fid_final_over_best", "{:.2f}"),
     ("KID", "kid", "{:.4g}"),
     ("IS", "is", "{:.2f}"),
     ("D loss", "loss_d", "{:.3f}"),
