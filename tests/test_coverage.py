@@ -100,5 +100,5 @@ def test_the_report_shows_coverage_beside_fid(tmp_path):
     out = build_report(tmp_path)
     text = out["markdown"].read_text()
     assert "class TV" in text and "classes covered" in text and "cond. accuracy" not in text
-    assert "| 1 | adam | ok | 100 | - | - | - | - | - | - | - | 0.100 | 9 | - |" in text
+    assert "| 1 | adam | ok | 100 | - | - | - | - | - | - | - | - | 0.100 | 9 | - |" in text
     assert (out["files"] / "class_shares.png").is_file() and "Classes drawn" in text
