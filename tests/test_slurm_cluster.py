@@ -7,6 +7,7 @@ from __future__ import annotations
 import contextlib
 import json
 import os
+import signal
 import subprocess
 import sys
 import threading
@@ -231,16 +232,35 @@ def test_a_ddp_job_of_two_cpu_ranks_on_the_queue_ends_ok(cluster, tiny_data, tmp
     assert record["ddp"] == {"world_size": 2, "max_param_diff_across_ranks": 0.0}
 
 
+def catches_usr2(sweep_dir: Path) -> bool:
+    """Whether the Python of the sweep's job runs and has a SIGUSR2 handler installed (bit 12
+    of its caught-signals mask): from the first line of ``sitecustomize`` on."""
+    for proc in Path("/proc").glob("[0-9]*"):
+        try:
+            argv = (proc / "cmdline").read_bytes().decode().split("\0")
+            command = " ".join(argv)
+            # the job's Python itself, not srun (whose command line names the same)
+            if (not Path(argv[0]).name.startswith("python")
+                    or "submitit.core._submit" not in command or str(sweep_dir) not in command):
+                continue
+            caught = next(line for line in (proc / "status").read_text().splitlines()
+                          if line.startswith("SigCgt:"))
+        except (OSError, StopIteration):
+            continue
+        if int(caught.split()[1], 16) & (1 << (signal.SIGUSR2 - 1)):
+            return True
+    return False
+
+
 def test_a_warning_signal_while_the_job_starts_requeues_it(cluster, tiny_data, tmp_path):
-    """SIGUSR2 a moment after the job's Python started, before submitit or the training has a
-    handler: the job is requeued (gan_lightning/slurm_startup), not lost, and ends ok."""
+    """SIGUSR2 as soon as the job's Python can catch it (its start-up handler), before submitit
+    or the training has one: the job is requeued (gan_lightning/slurm_startup), not lost,
+    and ends ok."""
     with sweep_in_background([*NO_METRICS, "trainer.max_epochs=3", "seed=1"], tiny_data,
                              tmp_path / "sweep", cluster):
         job, deadline = job_id(tmp_path / "sweep"), time.time() + 120
-        while time.time() < deadline and not subprocess.run(
-                ["squeue", "-h", "-s", "-j", job], capture_output=True, text=True).stdout.strip():
-            time.sleep(0.05)  # until the job's step (its Python) has been launched
-        time.sleep(0.3)  # Python has started; submitit's handlers come a second later
+        while time.time() < deadline and not catches_usr2(tmp_path / "sweep"):
+            time.sleep(0.02)
         subprocess.run(["scancel", "--signal=USR2", job], check=True, timeout=30)
     (record,) = records(tmp_path / "sweep")
     assert record["status"] == "ok" and record["slurm_restarts"] >= 1, record
