@@ -6,6 +6,7 @@ import io
 import json
 import os
 import pickle
+import re
 import struct
 import subprocess
 import sys
@@ -125,6 +126,18 @@ def run_train(args: list[str], data_dir: Path | str, out_root: Path, timeout: in
         raise AssertionError(f"train.py failed ({proc.returncode}):\n{proc.stdout[-3000:]}\n"
                              f"{proc.stderr[-5000:]}")
     return proc
+
+
+def backticked_rows(text: str, heading: str) -> dict[str, list[str]]:
+    """The rows of the Markdown table under ``## heading`` whose first cell is a `name`:
+    ``{name: the row's other cells}`` (rows of at least three cells)."""
+    section = text.split(f"\n## {heading}", 1)[1].split("\n## ", 1)[0]
+    rows = {}
+    for line in section.splitlines():
+        match = re.match(r"\| `(\w+)` \| (.*) \|$", line)
+        if match and " | " in match.group(2):
+            rows[match.group(1)] = match.group(2).split(" | ")
+    return rows
 
 
 def find_shared_mnist() -> Path | None:

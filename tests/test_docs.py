@@ -8,7 +8,7 @@ from pathlib import Path
 import pytest
 from omegaconf import OmegaConf
 
-from conftest import REPO
+from conftest import REPO, backticked_rows
 
 GROUPS = ["dataset", "model", "loss", "optimizer", "lr_schedule", "metrics", "trainer", "logger",
           "callbacks", "experiment", "debug", "paths", "hparams_search"]
@@ -22,14 +22,9 @@ REFERENCE = [REPO / "README.md", *sorted((REPO / "docs").glob("*.md"))]
 
 
 def configuration_table() -> dict[str, str]:
-    text = CONFIGURATION.read_text()
-    section = text.split("\n## Groups", 1)[1].split("\n## ", 1)[0]
-    rows = {}
-    for line in section.splitlines():
-        match = re.match(r"\| `(\w+)` \| (.*) \| (.*) \|$", line)
-        if match:
-            rows[match.group(1)] = match.group(2)
-    return rows
+    """``{group: its options cell}`` of configuration.md's groups table."""
+    return {group: cells[0]
+            for group, cells in backticked_rows(CONFIGURATION.read_text(), "Groups").items()}
 
 
 def test_configuration_lists_every_group_and_option():

@@ -17,7 +17,7 @@ from pathlib import Path
 
 import pytest
 
-from conftest import REPO
+from conftest import REPO, backticked_rows
 
 README = REPO / "README.md"
 EVIDENCE = ("metrics.json", "report.json")
@@ -50,13 +50,8 @@ REPORT_KEYS = {"FID": "fid", "best FID": "best_fid", "IS": "is", "KID": "kid",
 
 def experiments_table() -> dict[str, str]:
     """``{experiment: result cell}`` of the README's experiments table."""
-    section = README.read_text().split("\n## Experiments", 1)[1].split("\n## ", 1)[0]
-    rows = {}
-    for line in section.splitlines():
-        match = re.match(r"\| `(\w+)` \| .* \| (.*) \|$", line)
-        if match:
-            rows[match.group(1)] = match.group(2)
-    return rows
+    return {name: cells[-1]
+            for name, cells in backticked_rows(README.read_text(), "Experiments").items()}
 
 
 def as_number(text: str) -> float:
