@@ -48,14 +48,20 @@ def cluster() -> Iterator[str]:
 
 def start_requeued_jobs_now(done: threading.Event) -> None:
     """SLURM holds a requeued job for two minutes (its begin time) before it may run again;
-    these tests requeue jobs several times, so a requeued job is made eligible at once
-    (``scontrol update StartTime=now``: its begin time).
-    What the job does when it runs again is unchanged."""
-    while not done.wait(1.0):
+    these tests requeue jobs several times, so a requeued job is made eligible sooner
+    (``scontrol update StartTime=now``: its begin time). Not at once: slurmd refuses a job
+    started within the second its previous attempt's credential was revoked ("Job credential
+    revoked"), so a job is released once it has waited ``settle`` seconds. What the job does
+    when it runs again is unchanged."""
+    settle, waiting = 3.0, {}
+    while not done.wait(0.5):
         pending = subprocess.run(["squeue", "-h", "-t", "PD", "-o", "%i %r"],
                                  capture_output=True, text=True).stdout.split("\n")
-        for job, _, reason in (line.partition(" ") for line in pending if line.strip()):
-            if reason == "BeginTime":
+        held = {job for job, _, reason in (line.partition(" ") for line in pending)
+                if reason == "BeginTime"}
+        waiting = {job: waiting.get(job, time.time()) for job in held}
+        for job, since in waiting.items():
+            if time.time() - since >= settle:
                 subprocess.run(["scontrol", "update", f"JobId={job}", "StartTime=now"],
                                capture_output=True)
 
