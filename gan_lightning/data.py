@@ -35,6 +35,13 @@ class GANDataModule(InMemoryBatches, L.LightningDataModule):
     memory), each batch made float on the device (``on_after_batch_transfer``), to the same
     values. ``train_dataloader`` yields ``(images, labels)`` with images ``(B, C, H, W)``.
     ``reference_images`` gives the split that metrics compare samples with (the test split).
+
+    ``validation`` images of the training split are held out of training, a fixed draw of
+    every run (seed 0, whatever the run's seed): ``validation_images`` gives them, and the
+    metrics choose a run's best epoch on them rather than on the test split they report on.
+    ``auto`` holds out ``AUTO_VALIDATION`` images of a training split of at least
+    ``AUTO_VALIDATION_MIN`` (the full MNIST, Fashion-MNIST, CIFAR-10), none of a smaller one
+    (the bundled subset, test sets); 0 trains on the whole split.
     """
 
     def __init__(
@@ -50,10 +57,14 @@ class GANDataModule(InMemoryBatches, L.LightningDataModule):
         img_shape: list[int] | None = None,
         num_classes: int | None = None,
         storage: str = "float",
+        validation: int | str = "auto",
     ) -> None:
         super().__init__()
         if storage not in ("float", "uint8"):
             raise ValueError(f"dataset.storage must be float or uint8, got {storage!r}")
+        if validation != "auto" and not (isinstance(validation, int) and validation >= 0):
+            raise ValueError(f"dataset.validation must be auto or a number of images >= 0, "
+                             f"got {validation!r}")
         if batch_size < 1:
             raise ValueError(f"dataset.batch_size must be >= 1, got {batch_size}")
         self.name = name
@@ -67,10 +78,15 @@ class GANDataModule(InMemoryBatches, L.LightningDataModule):
         self.img_shape = img_shape
         self.num_classes = num_classes
         self.storage = storage
+        self.validation = validation
         self.source_used: str | None = None
         #: ``(N, C, H, W)``: float in [-1, 1], or uint8 (made float per batch, on the device)
         self.images: torch.Tensor | None = None
         self.labels: torch.Tensor | None = None
+        #: the held-out images (as ``images``) and labels; None when nothing is held out
+        self.held_out: tuple[torch.Tensor, torch.Tensor] | None = None
+        #: the whole training split, where some of it is held out (the classifier's)
+        self._whole: tuple[torch.Tensor, torch.Tensor] | None = None
         #: where a decoded image set keeps its cache (and the metrics their reference)
         self.cache_folder: Path | None = None
         self._test: tuple[torch.Tensor, torch.Tensor] | None = None
@@ -85,7 +101,26 @@ class GANDataModule(InMemoryBatches, L.LightningDataModule):
         self.images = to_nchw(images) if self.storage == "uint8" else to_unit_range(images)
         self.labels = labels
         self._check_shape(list(self.images.shape[1:]))
-        log.info("%s: %d training images (%s)", self.name, len(self.images), self.source_used)
+        self._hold_out(held_out_count(self.validation, len(self.images)))
+        log.info("%s: %d training images, %d held out for validation (%s)", self.name,
+                 len(self.images), self.held_out_size, self.source_used)
+
+    def _hold_out(self, n: int) -> None:
+        """Take ``n`` images, a fixed draw, out of training (the rest keep their order)."""
+        if n == 0:
+            return
+        if n >= len(self.images):
+            raise ValueError(f"dataset.validation={n} would hold out all {len(self.images)} "
+                             f"training images of '{self.name}'; use fewer, or 0")
+        order = torch.randperm(len(self.images), generator=torch.Generator().manual_seed(0))
+        kept = order[n:].sort().values
+        self._whole = self.images, self.labels
+        self.held_out = self.images[order[:n]], self.labels[order[:n]]
+        self.images, self.labels = self.images[kept], self.labels[kept]
+
+    @property
+    def held_out_size(self) -> int:
+        return 0 if self.held_out is None else len(self.held_out[0])
 
     def _check_shape(self, shape: list[int]) -> None:
         if self.img_shape is not None and shape != list(self.img_shape):
@@ -119,13 +154,25 @@ class GANDataModule(InMemoryBatches, L.LightningDataModule):
         _, labels = self._test_split()
         return labels[:n] if n else labels
 
+    def validation_images(self, n: int | None = None) -> torch.Tensor | None:
+        """Up to ``n`` held-out training images, [-1, 1], ``(N, C, H, W)``; None when the run
+        holds none out (``validation=0``, or ``auto`` on a small split)."""
+        self.setup()
+        if self.held_out is None:
+            return None
+        images = self.held_out[0][:n] if n else self.held_out[0]
+        return unit_float(images)
+
     def labelled_splits(self) -> tuple[torch.Tensor, ...]:
         """``(train images, labels, test images, labels)``, for the classifier metrics
         (``metrics.features.LabelledSplits``): images ``(N, C, H, W)`` as held (float in
-        [-1, 1], or uint8 that ``pixels.unit_float`` maps there)."""
+        [-1, 1], or uint8 that ``pixels.unit_float`` maps there). The whole training split,
+        held-out images included: the classifier is the measuring instrument, the same for
+        every run whatever it holds out."""
         self.setup()
         test, test_labels = self._test_split()
-        return self.images, self.labels, to_unit_range(test), test_labels
+        images, labels = self._whole or (self.images, self.labels)
+        return images, labels, to_unit_range(test), test_labels
 
     def train_dataloader(self) -> InMemoryLoader:
         return InMemoryLoader(
@@ -138,6 +185,19 @@ class GANDataModule(InMemoryBatches, L.LightningDataModule):
             position=trained_batches(self),
             **trainer_ranks(self),
         )
+
+
+#: ``validation=auto``: this many training images held out, from a split of at least
+#: ``AUTO_VALIDATION_MIN`` (the 55,000 / 5,000 split of MNIST's training images that
+#: TensorFlow's MNIST reader made common)
+AUTO_VALIDATION, AUTO_VALIDATION_MIN = 5_000, 20_000
+
+
+def held_out_count(validation: int | str, size: int) -> int:
+    """How many of a training split of ``size`` images ``validation`` holds out."""
+    if validation == "auto":
+        return AUTO_VALIDATION if size >= AUTO_VALIDATION_MIN else 0
+    return int(validation)
 
 
 class FolderDataModule(GANDataModule):
@@ -161,7 +221,8 @@ class FolderDataModule(GANDataModule):
     def __init__(self, path: str | None = None, resolution: int = 64, channels: int = 3,
                  max_memory_gb: float = 4.0, max_unreadable: float = 0.1,
                  name: str = "folder", **kwargs: Any) -> None:
-        super().__init__(name=name, **kwargs)
+        # its reference is a draw of the set itself: nothing to hold a validation set out of
+        super().__init__(name=name, **{**kwargs, "validation": 0})
         self.path = path
         self.resolution = resolution
         self.channels = channels

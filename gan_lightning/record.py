@@ -69,8 +69,8 @@ class Tag:
 
 
 #: the sample-quality figures of a run, each ``{"final": x, ...}`` in the record
-QUALITY_METRICS = ("fid", "kid", "kid_std", "is", "precision", "recall", "class_tv", "class_kl",
-                   "classes_covered", "class_confidence", "cond_accuracy")
+QUALITY_METRICS = ("fid", "fid_val", "kid", "kid_std", "is", "precision", "recall", "class_tv",
+                   "class_kl", "classes_covered", "class_confidence", "cond_accuracy")
 
 
 class RunRecord(TypedDict, total=False):
@@ -78,7 +78,8 @@ class RunRecord(TypedDict, total=False):
 
     ``train.run``: status, message, error, traceback, overrides, seed, threads, data_source,
     resumed_from, wall_time_s, train_time_s, g_steps_per_s, g_steps, epochs,
-    optimizer_steps, final, speedups. The evaluation callback: fid, kid(_std), is, precision, recall
+    optimizer_steps, final, speedups. The evaluation callback: fid, fid_val (against the
+    held-out training images that choose the best epoch), kid(_std), is, precision, recall
     and the coverage figures (each ``{"final", "best", ...}``; ``class_shares`` also
     ``"real"``), metrics_history, metrics_protocol, eval_time_s, eval_setup_time_s. The
     health monitor: warnings, sample_diversity. The DDP strategy: ddp. The sweep launcher,
@@ -102,6 +103,7 @@ class RunRecord(TypedDict, total=False):
     optimizer_steps: int
     final: dict[str, float]
     fid: dict[str, float]
+    fid_val: dict[str, float]
     kid: dict[str, float]
     kid_std: dict[str, float]
     # "is" is a Python keyword: the evaluation callback writes it under that key all the same

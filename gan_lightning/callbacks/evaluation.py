@@ -6,8 +6,14 @@ are computed once per run); fake samples are drawn in eval mode, in batches, fro
 sequence seeded by the run's seed (the same latents at every evaluation, so the curve is not
 noisy from resampling, and the training RNG is left untouched). Results go to the loggers as
 ``val/fid``, ``val/is``, ``val/precision`` and ``val/recall`` against the generator step, to
-``metrics.json`` (final, best and its epoch, history, protocol), and the lowest FID's weights
+``metrics.json`` (final, best and its epoch, history, protocol), and the best epoch's weights
 to ``<run>/best.ckpt``. Under DDP each rank generates a contiguous block of the samples.
+
+The best epoch is the one with the lowest FID against the images the datamodule holds out of
+training (``validation_images``; ``val/fid_val``), where it holds some out: chosen there, its
+figures are then reported against the test split like every other, so the best figure is not
+picked on the reference that reports it. Without held-out images it is chosen on the test
+split, and the record says so (``metrics_protocol.best_chosen_on``).
 """
 
 from __future__ import annotations
@@ -126,6 +132,8 @@ class Evaluator(L.Callback):
         self.seed = seed
         self.history: list[dict[str, float]] = []
         self.best: dict[str, float] | None = None
+        #: held-out training images FID compares with to choose the best epoch (0: none)
+        self.validation_size = 0
         self.eval_time_s = 0.0  # evaluations only
         self.setup_time_s = 0.0  # extractor (incl. a first-time classifier training), real stats
         self.quality: SampleQuality | None = None
@@ -192,6 +200,11 @@ class Evaluator(L.Callback):
         cached = getattr(dm, "cache_folder", None)  # decoded image sets keep theirs beside
         self.quality.set_reference(real, cached and cached / (
             f"reference-{getattr(self.extractor, 'cache_id', self.feature)}-{len(real)}.pt"))
+        fid = self.schedules["fid"]
+        held_out = getattr(dm, "validation_images", lambda n: None)(fid.num_real)
+        if fid.enabled and held_out is not None:
+            self.quality.set_validation(held_out)
+            self.validation_size = len(held_out)
         return len(real)
 
     # -- evaluation ---------------------------------------------------------------------
@@ -258,8 +271,9 @@ class Evaluator(L.Callback):
             self._log_class_shares(trainer, pl_module, details["class_shares"])
         self.history.append({"epoch": epoch, "g_step": pl_module.g_step, **results, **details})
         log.info("epoch %d: %s", epoch, ", ".join(f"{k} {v:.4g}" for k, v in results.items()))
-        fid = results.get("fid", math.nan)
-        if math.isfinite(fid) and (self.best is None or fid < self.best["fid"]):
+        chooser = self.chosen_by
+        fid = results.get(chooser, math.nan)
+        if math.isfinite(fid) and (self.best is None or fid < self.best[chooser]):
             self.best = self.history[-1]
             if self.out_dir is not None:  # every rank calls it; rank 0 writes
                 trainer.save_checkpoint(self.out_dir / "best.ckpt", weights_only=False)
@@ -275,10 +289,19 @@ class Evaluator(L.Callback):
                 logger.experiment.add_image(Tag.CLASS_SHARES, chart, pl_module.g_step)
 
     # -- results ------------------------------------------------------------------------
+    @property
+    def chosen_by(self) -> str:
+        """The figure that picks the best epoch: FID on the held-out images where there are
+        some (``fid_val``), else FID on the test split (``fid``)."""
+        return "fid_val" if self.validation_size else "fid"
+
     def protocol(self) -> dict[str, Any]:
         """How the figures were measured (``metrics.json``'s ``metrics_protocol``)."""
         protocol: dict[str, Any] = {
-            "feature": self.feature, "reference": "test split", "precision_recall_k": self.pr_k,
+            "feature": self.feature, "reference": "test split",
+            "best_chosen_on": (f"validation: {self.validation_size} training images held out"
+                               if self.validation_size else "test split"),
+            "precision_recall_k": self.pr_k,
             "coverage": {"enabled": self.coverage, "floor": COVERAGE_FLOOR},
             "kid_subsets": self.kid_subsets, "kid_subset_size": self.kid_subset_size,
             **{k: asdict(s) for k, s in self.schedules.items()},
@@ -306,8 +329,10 @@ class Evaluator(L.Callback):
                 out[key] = {"final": values[-1]}
         if "class_shares" in out:
             out["class_shares"]["real"] = self.quality.real_shares.tolist()
-        if self.best is not None:  # the lowest finite FID
+        if self.best is not None:  # the epoch of the lowest finite FID (chosen_by's)
             out["fid"].update(best=self.best["fid"], best_epoch=self.best["epoch"])
+            if "fid_val" in out:
+                out["fid_val"]["best"] = self.best["fid_val"]
             # whether the run ended at its peak (1.0) or past it: final over best
             ratio = final_over_best(out["fid"]["final"], self.best["fid"])
             if ratio is not None:

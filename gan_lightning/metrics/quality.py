@@ -83,6 +83,8 @@ class SampleQuality:
                     subset_size=kid_subset_size, reset_real_features=False).to(device)
         self.inception = (InceptionScore(nn.Identity()).to(device)
                           if self.has_logits and "is" in num_fake else None)
+        #: FID against a second reference (``set_validation``), from the same samples
+        self.fid_val: FrechetInceptionDistance | None = None
         self.real_pr: torch.Tensor | None = None
         self.real_radii: torch.Tensor | None = None
         self.real_shares = real_shares
@@ -105,23 +107,29 @@ class SampleQuality:
         return self.extractor(images), None
 
     @torch.no_grad()
-    def set_reference(self, real: torch.Tensor, cache: Path | None = None) -> None:
-        """The reference images, float in [-1, 1] or uint8 (every rank passes them all; each
-        extracts its block). ``cache``: a file for their features, read if it is there (and
-        of as many images), else written, so a dataset's reference is extracted once."""
+    def reference_features(self, real: torch.Tensor, cache: Path | None = None) -> torch.Tensor:
+        """The features of ``real`` images, float in [-1, 1] or uint8 (every rank passes them
+        all, extracts its block, and gets them all). ``cache``: a file for them, read if it is
+        there (and of as many images), else written."""
         mine = block(len(real))
         device = self.fid.device
-        features = None
         if cache is not None and cache.is_file():
             features = torch.load(cache, weights_only=True).to(device)
-            if len(features) != len(real):
-                features = None
-        if features is None:
-            features = gather(torch.cat([
-                self.extract(unit_float(b.to(device)))[0]
-                for b in real[mine.start:mine.stop].split(self.batch_size)]))
-            if cache is not None and is_main():
-                save_atomically(features.cpu(), cache)
+            if len(features) == len(real):
+                return features
+        features = gather(torch.cat([
+            self.extract(unit_float(b.to(device)))[0]
+            for b in real[mine.start:mine.stop].split(self.batch_size)]))
+        if cache is not None and is_main():
+            save_atomically(features.cpu(), cache)
+        return features
+
+    @torch.no_grad()
+    def set_reference(self, real: torch.Tensor, cache: Path | None = None) -> None:
+        """The reference images (``reference_features``), so a dataset's reference is
+        extracted once."""
+        features = self.reference_features(real, cache)
+        mine = block(len(real))
         self.fid.update(first(features[mine.start:mine.stop], mine.start,
                               self.num_real.get("fid", len(real))), real=True)
         if self.kid is not None:
@@ -131,6 +139,18 @@ class SampleQuality:
         if "precision_recall" in self.num_real:
             self.real_pr = features[: self.num_real["precision_recall"]].float()
             self.real_radii = knn_radii(self.real_pr, self.k)
+
+    @torch.no_grad()
+    def set_validation(self, real: torch.Tensor) -> None:
+        """A second reference for FID (``fid_val``, from FID's samples): images held out of
+        the training split, on which a run's best epoch is chosen, apart from the reference
+        its figures are reported on."""
+        features = self.reference_features(real)
+        mine = block(len(real))
+        self.fid_val = FrechetInceptionDistance(
+            IdentityFeatures(self.extractor.num_features),
+            reset_real_features=False).to(self.fid.device)
+        self.fid_val.update(features[mine.start:mine.stop], real=True)
 
     @torch.no_grad()
     def score(self, samples: torch.Tensor, offset: int = 0, metrics: set[str] | None = None,
@@ -151,14 +171,18 @@ class SampleQuality:
             log.warning("metrics: the generator's samples give non-finite features; %s "
                         "reported as NaN", ", ".join(sorted(metrics)))
             names = [name for m in sorted(metrics) for name in METRICS[m]]
+            if "fid" in metrics and self.fid_val is not None:
+                names.append("fid_val")
             if "coverage" in metrics and requested is not None:
                 names.append("cond_accuracy")
             return {name: float("nan") for name in names}
         results: dict[str, float] = {}
         if "fid" in metrics:
-            self.fid.update(first(features, offset, self.num_fake["fid"]), real=False)
-            results["fid"] = float(self.fid.compute())  # under DDP: states summed over ranks
-            self.fid.reset()  # keeps the real statistics (reset_real_features=False)
+            for key, fid in (("fid", self.fid), ("fid_val", self.fid_val)):
+                if fid is not None:
+                    fid.update(first(features, offset, self.num_fake["fid"]), real=False)
+                    results[key] = float(fid.compute())  # under DDP: states summed over ranks
+                    fid.reset()  # keeps the real statistics (reset_real_features=False)
         if "kid" in metrics and self.kid is not None:
             fake = first(features, offset, self.num_fake["kid"])
             self.kid.update(fake, real=False)
