@@ -1,5 +1,7 @@
 """The datamodules: batches of the configured shape, the bundled fallback, device transfer."""
 
+from collections import Counter
+
 import pytest
 import torch
 
@@ -34,6 +36,49 @@ def test_datamodule_falls_back_to_bundled_and_references_it(tmp_path, monkeypatc
         dm.setup("fit")
     assert dm.source_used == "bundled-5k" and len(dm.train_dataloader()) == 10
     assert dm.reference_images(7).shape == (7, 1, 28, 28)
+
+def test_validation_images_are_held_out_of_training(tiny_data):
+    """dataset.validation=N takes a fixed draw of N images out of the training split, the same
+    whatever the run's seed and storage; training keeps the rest in their order, labels stay
+    with their images, and the classifier (labelled_splits) still gets the whole split."""
+    whole = GANDataModule("mnist", str(tiny_data), validation=0)
+    auto = GANDataModule("mnist", str(tiny_data))  # auto: a 256-image split is too small
+    held = [GANDataModule("mnist", str(tiny_data), validation=40, seed=seed, storage=storage)
+            for seed, storage in ((1, "float"), (2, "uint8"))]
+    for dm in (whole, auto, *held):
+        dm.setup()
+    assert auto.held_out is None and auto.validation_images() is None
+    assert len(auto.images) == len(whole.images) == 256
+    a, b = held
+    assert len(a.images) == 216 and a.validation_images().shape == (40, 1, 28, 28)
+    assert torch.equal(a.validation_images(), b.validation_images())
+    assert torch.equal(a.validation_images(7), a.validation_images()[:7])
+    def pairs(images, labels):  # (image bytes, label): a multiset, as images may repeat
+        return [(bytes(x.numpy()), int(y)) for x, y in zip(images, labels)]
+
+    kept, out = pairs(a.images, a.labels), pairs(*a.held_out)
+    assert Counter(kept) + Counter(out) == Counter(pairs(whole.images, whole.labels))
+    rest = iter(pairs(whole.images, whole.labels))
+    assert all(pair in rest for pair in kept)  # the rest, in their order (a subsequence)
+    images, labels, *_ = a.labelled_splits()
+    assert torch.equal(images, whole.images) and torch.equal(labels, whole.labels)
+
+
+def test_validation_sizes_that_cannot_work_are_refused(tiny_data):
+    for bad in (-1, "some", 1.5):
+        with pytest.raises(ValueError, match="dataset.validation must be auto"):
+            GANDataModule("mnist", str(tiny_data), validation=bad)
+    dm = GANDataModule("mnist", str(tiny_data), validation=256)
+    with pytest.raises(ValueError, match="would hold out all 256"):
+        dm.setup()
+
+
+@pytest.mark.mnist
+def test_auto_holds_out_5000_of_the_full_mnist(shared_mnist):
+    dm = GANDataModule("mnist", str(shared_mnist), download=False, source="torchvision")
+    dm.setup()
+    assert len(dm.images) == 55_000 and dm.held_out_size == 5_000
+
 
 @pytest.mark.parametrize("kind", ["images", "gaussian2d"])
 def test_batches_already_on_the_training_device_are_not_moved(tiny_data, kind):

@@ -57,6 +57,9 @@ def test_every_experiment_runs(experiment, tiny_data, tmp_path):
                   "dataset.resolution=32"]
     overrides = [f"experiment={experiment}", *NO_METRICS, *extra, "max_g_steps=3",
                  "~trainer.limit_train_batches" if experiment == "dcgan_mnist" else "seed=0"]
+    held_out = compose_cfg(overrides, tiny_data, tmp_path).dataset.get("validation")
+    if isinstance(held_out, int) and held_out > 0:  # more than the tiny set: hold out a few
+        overrides.append("dataset.validation=16")
     module, _ = fit(compose_cfg(overrides, tiny_data, tmp_path))
     assert module.g_step == 3 and module.run.status in (None, "collapsed")
 

@@ -267,6 +267,60 @@ def test_each_metric_follows_its_own_schedule(tiny_data, tmp_path):
     assert (tmp_path / "best.ckpt").is_file()
 
 
+def test_the_best_epoch_is_chosen_on_held_out_images_and_reported_on_the_test_split(
+        tiny_data, tmp_path, monkeypatch):
+    """With dataset.validation, FID is computed against the held-out training images too
+    (fid_val, from the same samples); the best epoch is the lowest fid_val's, and its figure
+    is that epoch's test-split FID. Scripted figures where the two references disagree on
+    the best epoch (test: epoch 1; held out: epoch 2); then a real run's record."""
+    from types import SimpleNamespace
+
+    from conftest import FAST, compose_cfg
+    from gan_lightning.callbacks import Evaluator
+    from gan_lightning.train import build
+
+    scripted = iter([{"fid": 5.0, "fid_val": 9.0}, {"fid": 7.0, "fid_val": 6.0},
+                     {"fid": 8.0, "fid_val": 8.0}])
+    evaluator = Evaluator(seed=0)
+    evaluator.validation_size = 64
+    monkeypatch.setattr(evaluator, "evaluate", lambda module, due: next(scripted))
+    evaluator.quality = SimpleNamespace(details={})
+    module = SimpleNamespace(check_finite=lambda: True, g_step=0,
+                             run=SimpleNamespace(log=lambda trainer, values: None))
+    for epoch in range(3):
+        trainer = SimpleNamespace(current_epoch=epoch, max_epochs=3, should_stop=False)
+        evaluator.on_train_epoch_end(trainer, module)
+    summary = evaluator.run_summary()
+    assert summary["fid"] == {"final": 8.0, "best": 7.0, "best_epoch": 2,
+                              "final_over_best": 8.0 / 7.0}
+    assert summary["fid_val"] == {"final": 8.0, "best": 6.0}
+    assert summary["metrics_protocol"]["best_chosen_on"] == (
+        "validation: 64 training images held out")
+    assert summary["metrics_protocol"]["reference"] == "test split"
+
+    for validation, chosen in ((64, "validation: 64 training images held out"),
+                               (0, "test split")):
+        cfg = compose_cfg([*FAST, "trainer.max_epochs=2", f"dataset.validation={validation}"],
+                          tiny_data, tmp_path / str(validation))
+        datamodule, module, trainer = build(cfg)
+        trainer.fit(module, datamodule=datamodule)
+        evaluator = next(c for c in trainer.callbacks if isinstance(c, Evaluator))
+        summary = evaluator.run_summary()
+        assert summary["metrics_protocol"]["best_chosen_on"] == chosen
+        assert len(datamodule.images) == 256 - validation
+        history = evaluator.history
+        if validation:
+            assert all(math.isfinite(h["fid_val"]) and h["fid_val"] != h["fid"]
+                       for h in history)
+            best = min(history, key=lambda h: h["fid_val"])
+            assert summary["fid_val"]["best"] == best["fid_val"]
+        else:
+            assert all("fid_val" not in h for h in history) and "fid_val" not in summary
+            best = min(history, key=lambda h: h["fid"])
+        assert (summary["fid"]["best"], summary["fid"]["best_epoch"]) == (
+            best["fid"], best["epoch"])
+
+
 def test_bad_metric_settings_are_refused():
     from gan_lightning.callbacks import Evaluator
 

@@ -120,6 +120,41 @@ def test_runs_measured_with_different_extractors_are_flagged(tmp_path):
         "classifier c.pt (weights aaa)": 3}
 
 
+def test_the_report_says_which_reference_chose_the_best_epoch(tmp_path):
+    """Runs that chose their best epoch on held-out images are named so; records without
+    best_chosen_on (written before held-out images existed) chose on the test split, and the
+    report calls their best FIDs optimistic; a mix is counted."""
+    sweep = tmp_path / "sweep"
+    held_out = "validation: 5000 training images held out"
+    for num, chosen in enumerate([held_out, held_out, None]):
+        run = fake_run(sweep, num, [f"seed={num}"], fid=[100.0 + num])
+        record = json.loads((run / "metrics.json").read_text())
+        record["metrics_protocol"] = {"feature": "classifier", "reference": "test split",
+                                      **({"best_chosen_on": chosen} if chosen else {})}
+        (run / "metrics.json").write_text(json.dumps(record))
+
+    def report(runs):
+        for num in range(3):
+            folder = next(sweep.glob(f"{num}_*"))
+            (folder / "metrics.json").rename(folder / ("metrics.json" if num in runs
+                                                       else "hidden.json"))
+        out = build_report(sweep)
+        for hidden in sweep.glob("*/hidden.json"):
+            hidden.rename(hidden.with_name("metrics.json"))
+        return out["markdown"].read_text(), json.loads(out["json"].read_text())
+
+    md, summary = report({0, 1})
+    assert summary["best_chosen_on"] == {held_out: 2}
+    assert f"the lowest FID against images held out of training ({held_out})" in md
+    assert "optimistic" not in md
+    md, summary = report({2})
+    assert summary["best_chosen_on"] == {"test split": 1}
+    assert "chosen on the test split, the reference the FIDs are reported on" in md
+    md, summary = report({0, 1, 2})
+    assert summary["best_chosen_on"] == {held_out: 2, "test split": 1}
+    assert f"different references (test split: 1 run; {held_out}: 2 runs)" in md
+
+
 def test_a_run_that_ended_past_its_best_shows_how_far(tmp_path):
     """final / best FID: 1.00 for a run that ended at its best evaluation; above 1 for one
     that peaked earlier (records without the figure get it from their final and best)."""

@@ -229,6 +229,30 @@ def feature_extractor(run) -> str | None:
     return feature
 
 
+def best_chosen_on(run) -> str | None:
+    """Which reference chose a run's best epoch (None: no figures). Records from before
+    held-out images existed chose it on the test split."""
+    protocol = run.record.get("metrics_protocol") or {}
+    if not protocol:
+        return None
+    return protocol.get("best_chosen_on", "test split")
+
+
+def choice_text(chosen: Counter) -> str:
+    """What chose the runs' best epochs, and what reported their figures, in words."""
+    reported = "every FID in this report is measured against the test split"
+    if set(chosen) == {"test split"}:
+        return ("Best FID and best epoch: chosen on the test split, the reference the FIDs are "
+                "reported on, so the best FIDs are optimistic (dataset.validation holds "
+                "training images out to choose on; see docs/metrics.md).")
+    if len(chosen) == 1:
+        return (f"Best FID and best epoch: the epoch with the lowest FID against images held "
+                f"out of training ({next(iter(chosen))}); {reported}.")
+    counts = "; ".join(f"{c}: {n} run" + "s" * (n > 1) for c, n in sorted(chosen.items()))
+    return (f"Best FID and best epoch: chosen on different references ({counts}); those "
+            f"chosen on the test split are optimistic; {reported}.")
+
+
 def build_report(sweep_dirs: str | Path | list[str | Path],
                  out: str | Path | None = None) -> dict[str, Path]:
     """Write ``report.md``, ``report.html``, ``report.json`` and ``report_files/*.png`` into
@@ -260,6 +284,9 @@ def build_report(sweep_dirs: str | Path | list[str | Path],
         f"Fixed overrides: {', '.join(f'{k}={v}' for k, v in fixed.items()) or 'none'}. "
         f"FID features: {protocol.get('feature', 'n/a')} (see gan-lightning's "
         "docs/metrics.md); losses and D outputs are the last logged values.")]
+    chosen = Counter(c for c in map(best_chosen_on, runs) if c)
+    if chosen:
+        blocks.append(Text(choice_text(chosen)))
     used = Counter(e for e in map(feature_extractor, runs) if e)
     if len(used) > 1:
         blocks.append(Text(
@@ -305,6 +332,7 @@ def build_report(sweep_dirs: str | Path | list[str | Path],
         "sweeps": [str(d) for d in dirs], "axes": settings, "runs": len(runs),
         "statuses": dict(Counter(str(r.status) for r in runs)), "method": METHOD,
         "feature_extractors": dict(sorted(used.items())),
+        "best_chosen_on": dict(sorted(chosen.items())),
         "verdicts": headlines(found),
         "comparisons": [jsonable(c) for c in found]}, indent=2) + "\n")
     log.info("report: %s, %s, %s", md, page, summary)
