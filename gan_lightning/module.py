@@ -30,6 +30,7 @@ from gan_lightning.losses import GANLoss, prob_reading, r1_penalty
 from gan_lightning.models.layers import spectral_normed
 from gan_lightning.record import Status, Tag
 from gan_lightning.run_state import RunState
+from gan_lightning.standing import stand
 
 OptimizerFactory = Callable[..., torch.optim.Optimizer]
 #: ``(optimizer, total_steps) -> LRScheduler`` (``gan_lightning.schedules``)
@@ -88,6 +89,10 @@ class GANModule(speedups.FastHookName, L.LightningModule):
             (``generator_ema``), which then draws every sample: metrics, grids, ``gan-sample``.
             ``None``: off, the raw G draws.
         ema_start: the average copies G outright up to this generator step.
+        standing_batches: before the sampling G draws (``sampling``), re-estimate its
+            BatchNorm statistics over this many batches of its own outputs
+            (``standing.stand``), once per generator step; 0: as trained.
+        standing_batch_size: the latents per batch of that estimate.
         lr_schedule_d, lr_schedule_g: learning-rate schedules (``None``: constant), stepped
             after each update of their network.
         spectral_norm: spectrally normalise every conv and linear weight of D (any D).
@@ -114,6 +119,8 @@ class GANModule(speedups.FastHookName, L.LightningModule):
         augment: DiffAugment | None = None,
         ema_decay: float | None = None,
         ema_start: int = 0,
+        standing_batches: int = 0,
+        standing_batch_size: int = 64,
         lr_schedule_d: ScheduleFactory | None = None,
         lr_schedule_g: ScheduleFactory | None = None,
         spectral_norm: bool = False,
@@ -179,6 +186,8 @@ class GANModule(speedups.FastHookName, L.LightningModule):
         #: the averaged G that draws every sample when on (saved in checkpoints)
         self.generator_ema = EMA(generator, ema_decay, ema_start) if ema_decay is not None \
             else None
+        self.standing = (standing_batches, standing_batch_size)
+        self._stood_at: int | None = None  # the g_step the sampler's statistics are of
         self.lr_schedules = (lr_schedule_d, lr_schedule_g)
         self._schedulers: tuple[Any, Any] = (None, None)
         self.r1_gamma, self.r1_every = r1_gamma, r1_every
@@ -344,8 +353,12 @@ class GANModule(speedups.FastHookName, L.LightningModule):
     def sampling(self) -> Iterator[None]:
         """The sampling G (``sampler``) in eval mode without gradients, its mode restored
         after: how sample grids, metrics and health checks draw (BatchNorm then uses its
-        running statistics, so a sample does not depend on the others in its batch)."""
+        running statistics, so a sample does not depend on the others in its batch; with
+        ``standing_batches``, statistics re-estimated for the sampler's weights)."""
         net = self.sampler
+        if self.standing[0] and self._stood_at != self.g_step:
+            stand(net, self.z_dim, *self.standing, self.num_classes, self.device)
+            self._stood_at = self.g_step
         was_training = net.training
         net.eval()
         try:

@@ -14,7 +14,8 @@ the config the run stored in it (``gan_config``): only ``nn.Module`` classes of 
 ``torch.nn``, or of the modules named by ``trust=`` (your own networks: ``trust=mylab``), never
 any other callable (``gan_lightning.targets.check_trusted``).
 Where the run kept a moving average of G's weights (``ema.decay``), that average draws, as it
-drew the run's metrics and grids; ``raw=true`` uses the trained G instead.
+drew the run's metrics and grids; ``raw=true`` uses the trained G instead. Where the run
+re-estimated the drawing G's BatchNorm statistics (``standing_stats.batches``), so does this.
 """
 
 from __future__ import annotations
@@ -30,6 +31,7 @@ from hydra.utils import instantiate
 
 from gan_lightning.callbacks import sample_grid, scatter_plot
 from gan_lightning.cli import user_code_on_path
+from gan_lightning.standing import stand
 from gan_lightning.targets import (
     UnsafeCheckpoint,
     UntrustedTarget,
@@ -81,6 +83,9 @@ def load_generator(path: str | Path, raw: bool = False, trust: str | list[str] |
         else "generator."
     state = {k.removeprefix(prefix): v for k, v in weights.items() if k.startswith(prefix)}
     generator.load_state_dict(state)
+    standing = config.get("standing_stats") or {}  # as the run's metrics and grids drew
+    stand(generator, config["z_dim"], int(standing.get("batches", 0)),
+          int(standing.get("batch_size", 64)), int(getattr(generator, "num_classes", 0) or 0))
     return generator.eval(), config
 
 

@@ -68,6 +68,8 @@ def build(cfg: DictConfig) -> tuple[L.LightningDataModule, GANModule, L.Trainer]
         augment=instantiate(cfg.augment) if cfg.get("augment") else None,
         ema_decay=OmegaConf.select(cfg, "ema.decay", default=None),
         ema_start=OmegaConf.select(cfg, "ema.start", default=0),
+        standing_batches=OmegaConf.select(cfg, "standing_stats.batches", default=0),
+        standing_batch_size=OmegaConf.select(cfg, "standing_stats.batch_size", default=64),
         lr_schedule_d=schedule(cfg, "d"),
         lr_schedule_g=schedule(cfg, "g"),
         # build_networks has normalised D already, at the random state a constructor would
@@ -94,7 +96,8 @@ def schedule(cfg: DictConfig, net: str) -> Any:
 def checkpoint_config(cfg: DictConfig) -> dict[str, Any]:
     """What a checkpoint needs to rebuild its networks: model, dataset shape, z_dim, seed."""
     plain = OmegaConf.to_container(cfg, resolve=True)
-    keep = ("model", "z_dim", "seed", "n_critic", "loss", "ema", "spectral_norm", "r1")
+    keep = ("model", "z_dim", "seed", "n_critic", "loss", "ema", "standing_stats",
+            "spectral_norm", "r1")
     out = {k: plain[k] for k in keep if k in plain}
     out["dataset"] = {k: plain["dataset"].get(k) for k in ("name", "img_shape", "num_classes")}
     return out

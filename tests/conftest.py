@@ -140,6 +140,13 @@ def backticked_rows(text: str, heading: str) -> dict[str, list[str]]:
     return rows
 
 
+def committed_studies() -> list[str]:
+    """The committed studies with a report, as paths under experiments/ (``conv_mnist``,
+    ``conv_mnist/recipe``)."""
+    return sorted(p.parent.relative_to(REPO / "experiments").as_posix()
+                  for p in REPO.glob("experiments/**/report.json"))
+
+
 def find_shared_mnist() -> Path | None:
     candidates = [os.environ.get("GAN_DATA_DIR"), "/work/shared/data",
                   REPO.parent / "shared" / "data"]

@@ -8,7 +8,7 @@ from pathlib import Path
 import pytest
 from omegaconf import OmegaConf
 
-from conftest import REPO, backticked_rows
+from conftest import REPO, backticked_rows, committed_studies
 
 GROUPS = ["dataset", "model", "loss", "optimizer", "lr_schedule", "metrics", "trainer", "logger",
           "callbacks", "experiment", "debug", "paths", "hparams_search"]
@@ -16,7 +16,7 @@ CONFIGURATION = REPO / "docs" / "configuration.md"
 #: the Markdown a reader is sent to: the README, the reference and the studies' READMEs
 DOCS = [REPO / "README.md", *sorted((REPO / "docs").glob("*.md")),
         REPO / "benchmarks" / "README.md", REPO / "experiments" / "README.md",
-        *sorted(REPO.glob("experiments/*/README.md")), REPO / "examples/own_model/README.md"]
+        *sorted(REPO.glob("experiments/**/README.md")), REPO / "examples/own_model/README.md"]
 #: where the commands and config keys quoted must compose against conf/
 REFERENCE = [REPO / "README.md", *sorted((REPO / "docs").glob("*.md"))]
 
@@ -56,7 +56,7 @@ def documented_commands() -> list[tuple[str, list[str]]]:
     import shlex
 
     commands = []
-    for path in [*REFERENCE, *sorted(REPO.glob("experiments/*/README.md"))]:
+    for path in [*REFERENCE, *sorted(REPO.glob("experiments/**/README.md"))]:
         text = path.read_text().replace("\\\n", " ")
         for match in re.finditer(r"python train\.py([^`\n#]*)", text):
             words, args = shlex.split(match.group(1)), []
@@ -221,8 +221,7 @@ def test_link_check_is_able_to_fail(tmp_path):
                                     ("page.md", "x.png")]
 
 
-@pytest.mark.parametrize("study", sorted(p.parent.name for p in REPO.glob(
-    "experiments/*/report.json")))
+@pytest.mark.parametrize("study", committed_studies())
 def test_committed_verdicts_are_the_generated_ones(study):
     """What a study's README quotes as its verdict is what gan-report generated (and
     tests/test_evidence.py rebuilds that report.json from the committed runs)."""

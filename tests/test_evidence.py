@@ -17,7 +17,7 @@ from pathlib import Path
 
 import pytest
 
-from conftest import REPO, backticked_rows
+from conftest import REPO, backticked_rows, committed_studies
 
 README = REPO / "README.md"
 EVIDENCE = ("metrics.json", "report.json")
@@ -223,7 +223,7 @@ def quoted_verdicts(path: Path) -> list[str]:
 def test_verdicts_quoted_in_docs_are_committed():
     """A verdict quoted in docs/ is, word for word, one that gan-report wrote into a
     committed report.json."""
-    verdicts = [" ".join(v.split()) for p in REPO.glob("experiments/*/report.json")
+    verdicts = [" ".join(v.split()) for p in REPO.glob("experiments/**/report.json")
                 for v in json.loads(p.read_text())["verdicts"]]
     quotes = [q for p in sorted(REPO.glob("docs/*.md")) for q in quoted_verdicts(p)]
     assert quotes
@@ -231,7 +231,7 @@ def test_verdicts_quoted_in_docs_are_committed():
         assert any(quote in v for v in verdicts), quote
 
 
-STUDIES = sorted(p.parent.name for p in REPO.glob("experiments/*/report.json"))
+STUDIES = committed_studies()
 
 
 @pytest.mark.parametrize("study", STUDIES)
