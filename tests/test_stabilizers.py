@@ -22,6 +22,7 @@ from gan_lightning.models import (
 from gan_lightning.module import GANModule
 from gan_lightning.sample import load_generator
 from gan_lightning.schedules import linear_decay
+from gan_lightning.standing import stand
 
 
 def test_ema_differs_from_g_and_moves_toward_it(tmp_path):
@@ -184,7 +185,8 @@ def test_a_run_with_every_stabilizer_records_kid_and_samples_from_the_ema(tiny_d
     run_train(["model=dcgan", "model.generator.ngf=8", "model.discriminator.ndf=8",
                "spectral_norm=true", "ema.decay=0.9", "loss=ns",
                "augment.policy=[color,translation,cutout]", "r1.gamma=1",
-               "r1.every=2", "lr_schedule=linear", *FAST, "trainer.max_epochs=2",
+               "r1.every=2", "lr_schedule=linear", "standing_stats.batches=3", *FAST,
+               "trainer.max_epochs=2",
                "metrics.kid.every_n_epochs=1", "hydra.run.dir=" + str(tmp_path / "run")],
               tiny_data, tmp_path)
     record = json.loads((tmp_path / "run" / "metrics.json").read_text())
@@ -200,6 +202,21 @@ def test_a_run_with_every_stabilizer_records_kid_and_samples_from_the_ema(tiny_d
     assert torch.equal(generator.state_dict()[name], state[key])
     assert torch.equal(raw.state_dict()[name], state["generator." + name])
     assert not torch.equal(state[key], state["generator." + name])
+    # gan-sample re-estimates the drawing G's BatchNorm statistics, as the run's metrics did:
+    # from a checkpoint whose statistics are off, it draws with those of the weights
+    checkpoint = torch.load(tmp_path / "run" / "last.ckpt", weights_only=True)
+    for k in checkpoint["state_dict"]:
+        if k.endswith("running_mean"):
+            checkpoint["state_dict"][k].fill_(7.0)
+    torch.save(checkpoint, tmp_path / "off.ckpt")
+    stood, config = load_generator(tmp_path / "off.ckpt")
+    assert config["standing_stats"]["batches"] == 3
+    for m in generator.modules():
+        if isinstance(m, nn.BatchNorm2d | nn.BatchNorm1d):
+            m.running_mean.fill_(7.0)
+    stand(generator, config["z_dim"], 3, 64)
+    assert all(torch.equal(v, stood.state_dict()[k]) for k, v in generator.state_dict().items())
+    assert not any(v.eq(7.0).all() for k, v in stood.state_dict().items() if "running_mean" in k)
 
 
 def test_the_stabilizers_are_refused_with_bad_values(tiny_data, tmp_path):
@@ -220,3 +237,54 @@ def test_gan_module_accepts_the_stabilizers_as_arguments():
     assert all(nn.utils.parametrize.is_parametrized(m, "weight")
                for m in module.discriminator.modules() if isinstance(m, nn.Conv2d | nn.Linear))
     assert module.generator_ema.start == 10 and module.augment.names == ["translation"]
+
+
+def test_standing_statistics_are_the_mean_over_the_drawing_generators_own_batches():
+    """stand() sets each BatchNorm's running statistics to the plain mean of its batch
+    statistics over the given batches of seeded latents, from any starting values; the
+    caller's RNG, the net's mode and its momentum are left as they were."""
+    torch.manual_seed(0)
+    g = nn.Sequential(nn.Linear(4, 6), nn.BatchNorm1d(6), nn.ReLU(), nn.Linear(6, 3))
+    with torch.no_grad():
+        g[1].running_mean.fill_(5.0)
+        g[1].running_var.fill_(9.0)
+    g.eval()
+    rng = torch.random.get_rng_state()
+    assert stand(g, z_dim=4, batches=5, batch_size=16, seed=3)
+    assert torch.equal(torch.random.get_rng_state(), rng)
+    assert not g.training and g[1].momentum == 0.1
+    z = torch.randn(5, 16, 4, generator=torch.Generator().manual_seed(3))
+    with torch.no_grad():
+        h = g[0](z)  # (batches, batch_size, 6): what the BatchNorm saw
+    assert torch.allclose(g[1].running_mean, h.mean(1).mean(0), atol=1e-6)
+    assert torch.allclose(g[1].running_var, h.var(1, unbiased=True).mean(0), atol=1e-5)
+    assert not stand(nn.Linear(4, 3), z_dim=4, batches=5, batch_size=16)  # nothing to do
+
+
+def test_standing_statistics_make_samples_independent_of_the_last_training_batches(
+        monkeypatch):
+    """Two generators with the same weights but different running statistics (as two runs
+    whose last batches differed) draw different samples, unless standing statistics are on;
+    the estimate is made once per generator step, and gan-sample repeats it."""
+    def module(batches):
+        torch.manual_seed(0)
+        return GANModule(
+            generator=InfoGANGenerator(8, [1, 28, 28], width=4, hidden=16),
+            discriminator=InfoGANDiscriminator([1, 28, 28], width=4, hidden=16),
+            loss=NonSaturatingLoss(), optimizer_g=torch.optim.Adam,
+            optimizer_d=torch.optim.Adam, z_dim=8, num_fixed=4, standing_batches=batches,
+            standing_batch_size=8)
+
+    for batches, same in ((0, False), (20, True)):
+        a, b = module(batches), module(batches)
+        for m in b.generator.modules():
+            if isinstance(m, nn.BatchNorm2d | nn.BatchNorm1d):
+                m.running_mean.add_(0.5)
+        assert torch.equal(a.fixed_samples(), b.fixed_samples()) == same
+    calls = []
+    monkeypatch.setattr("gan_lightning.module.stand", lambda *args: calls.append(args))
+    a.fixed_samples(), a.fixed_samples()
+    assert len(calls) == 0  # estimated at this step already
+    a.g_step += 1
+    a.fixed_samples(), a.fixed_samples()
+    assert len(calls) == 1
